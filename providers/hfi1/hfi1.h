@@ -1,0 +1,162 @@
+/* SPDX-License-Identifier: GPL-2.0 OR BSD-2-Clause */
+/*
+ * libhfi1: private structs of the hfi1 verbs provider.
+ */
+#ifndef HFI1_H
+#define HFI1_H
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdint.h>
+#include <infiniband/verbs.h>
+
+#include "verbs_provider.h"
+#include "hfi1_drv.h"
+
+#ifndef container_of
+#define container_of(ptr, type, member)                                        \
+	((type *)((char *)(ptr) - offsetof(type, member)))
+#endif
+
+#define hfi1_log(ctx, level, fmt, ...)                                         \
+	do {                                                                   \
+		int saved_errno__ = errno;                                     \
+		__verbs_log(&(ctx)->ibv_ctx, level, "%s: %s: " fmt,            \
+			    (ctx)->ibv_ctx.context.device->name, __func__,     \
+			    ##__VA_ARGS__);                                    \
+		errno = saved_errno__;                                         \
+	} while (0)
+#define hfi1_err(ctx, fmt, ...) hfi1_log(ctx, VERBS_LOG_ERR, fmt, ##__VA_ARGS__)
+#define hfi1_warn(ctx, fmt, ...)                                               \
+	hfi1_log(ctx, VERBS_LOG_WARN, fmt, ##__VA_ARGS__)
+#define hfi1_dbg(ctx, fmt, ...)                                                \
+	hfi1_log(ctx, VERBS_LOG_DEBUG, fmt, ##__VA_ARGS__)
+
+/* PCI ids of the hfi1 ASIC (Intel Omni-Path HFI 100 series). */
+#define PCI_VENDOR_ID_INTEL 0x8086
+#define PCI_DEVICE_ID_INTEL_HFI1_0 0x24f0
+#define PCI_DEVICE_ID_INTEL_HFI1_1 0x24f1
+/* hfi1 reports the QLogic/Intel OUI as its IB vendor id. */
+#define HFI1_IB_VENDOR_ID 0x1175
+
+#define HFI1_SOFT_MODALIAS_PREFIX "softhfi:"
+#define HFI1_NUM_PORTS 1
+#define HFI1_GID_TBL_LEN 1
+#define HFI1_PKEY_TBL_LEN 16
+/* rdmavt's uverbs ABI (RVT_UVERBS_ABI_VERSION), which hfi1 reports. */
+#define HFI1_UVERBS_ABI_VERSION 2
+
+/*
+ * The limits the provider reports and enforces. They are those of one hfi1
+ * user context as the soft HFI serves it; each object checks its own.
+ */
+enum {
+	HFI1_MAX_PD = 4096,
+	HFI1_MAX_MR = 65536,
+	HFI1_MAX_QP = 4096,
+	HFI1_MAX_QP_WR = 16384,
+	HFI1_MAX_SGE = 32,
+	HFI1_MAX_CQ = 4096,
+	HFI1_MAX_CQE = 65536,
+	HFI1_MAX_SRQ = 1024,
+	HFI1_MAX_SRQ_WR = 16384,
+	HFI1_MAX_SRQ_SGE = 32,
+	HFI1_MAX_AH = 65536,
+	HFI1_MAX_QP_RD_ATOM = 16,
+	HFI1_MAX_INLINE = 256,
+};
+#define HFI1_MAX_MR_SIZE (1ULL << 40)
+#define HFI1_MAX_MSG_SZ 0x80000000U	/* hfi1's max_msg_sz: 2 GiB */
+
+enum hfi1_backend {
+	HFI1_BACKEND_KERNEL,	/* a real hfi1 behind /dev/infiniband, /dev/hfi1_N */
+	HFI1_BACKEND_SOFT,	/* the soft HFI, served in user space */
+};
+
+struct hfi1_device {
+	struct verbs_device ibv_dev;
+	enum hfi1_backend backend;
+	/* $SYSFS_PATH/class/infiniband/<name>: the soft device's state */
+	char ibdev_path[IBV_SYSFS_PATH_MAX];
+	int unit;		/* N of hfi1_N */
+};
+
+/* The event thread's view of port 1, for change detection. */
+struct hfi1_port_watch {
+	int inotify_fd;
+	int port_wd;		/* ports/1 */
+	enum ibv_port_state last_state;
+};
+
+struct hfi1_context {
+	struct verbs_context ibv_ctx;
+	struct hfi1_device *dev;
+
+	/*
+	 * Async events: the provider owns the write end, libibverbs reads
+	 * ib_uverbs_async_event_desc records from context.async_fd.
+	 */
+	int async_wr_fd;
+
+	/* The event thread: watches the device and raises port events. */
+	pthread_t event_thread;
+	bool event_thread_running;
+	int stop_fd;		/* eventfd that tells the thread to stop */
+	struct hfi1_port_watch port_watch;
+
+	/* Kernel backend only: the assigned hfi1 user context. */
+	struct hfi1_drv *drv;
+
+	pthread_mutex_t obj_lock;	/* protects the fields below */
+	unsigned int num_pd;
+	uint32_t next_pdn;
+};
+
+struct hfi1_pd {
+	struct ibv_pd ibv_pd;
+	uint32_t pdn;
+	atomic_int usecnt;	/* objects that name this PD */
+};
+
+static inline struct hfi1_device *to_hfi1_dev(struct ibv_device *ibdev)
+{
+	return container_of(ibdev, struct hfi1_device, ibv_dev.device);
+}
+
+static inline struct hfi1_context *to_hfi1_ctx(struct ibv_context *ibctx)
+{
+	return container_of(ibctx, struct hfi1_context, ibv_ctx.context);
+}
+
+static inline struct hfi1_pd *to_hfi1_pd(struct ibv_pd *ibpd)
+{
+	return container_of(ibpd, struct hfi1_pd, ibv_pd);
+}
+
+/* softdev.c: the soft device's state, read from its sysfs tree */
+int hfi1_soft_read_u64(const struct hfi1_device *dev, const char *file,
+		       uint64_t *val);
+int hfi1_soft_read_guid(const struct hfi1_device *dev, const char *file,
+			__be64 *guid);
+int hfi1_soft_port_state(const struct hfi1_device *dev,
+			 enum ibv_port_state *state);
+int hfi1_soft_query_port(struct hfi1_context *ctx, uint8_t port_num,
+			 struct ibv_port_attr *attr);
+int hfi1_soft_query_device(struct hfi1_context *ctx,
+			   struct ibv_device_attr_ex *attr);
+
+/* async.c: the async event queue and the event thread */
+int hfi1_async_init(struct hfi1_context *ctx);
+void hfi1_async_cleanup(struct hfi1_context *ctx);
+int hfi1_async_post(struct hfi1_context *ctx, uint32_t event_type,
+		    uint64_t element);
+
+/* hfi1.c */
+void hfi1_free_context(struct ibv_context *ibctx);
+
+/* verbs.c: the ops of both backends */
+extern const struct verbs_context_ops hfi1_soft_ctx_ops;
+extern const struct verbs_context_ops hfi1_kernel_ctx_ops;
+
+#endif /* HFI1_H */

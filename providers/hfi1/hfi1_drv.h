@@ -1,0 +1,79 @@
+/* SPDX-License-Identifier: GPL-2.0 OR BSD-2-Clause */
+/*
+ * The driver interface: the one place where the provider talks to an hfi1
+ * user context. It has a single ioctl-shaped entry that takes the kernel's
+ * own commands (HFI1_IOCTL_* from <rdma/rdma_user_ioctl.h>) and structs
+ * (<rdma/hfi/hfi1_ioctl.h>, <rdma/hfi/hfi1_user.h>), so nothing above it
+ * knows whether a real /dev/hfi1_N (the kernel backend) or the soft HFI
+ * serves it.
+ */
+#ifndef HFI1_DRV_H
+#define HFI1_DRV_H
+
+#include <stdint.h>
+#include <sys/types.h>
+#include <linux/types.h>
+#include <rdma/rdma_user_ioctl.h>
+#include <rdma/hfi/hfi1_ioctl.h>
+#include <rdma/hfi/hfi1_user.h>
+
+struct hfi1_drv;
+
+struct hfi1_drv_ops {
+	const char *name;
+	/*
+	 * Same contract as ioctl(2) on /dev/hfi1_N: returns >= 0 on success
+	 * (TID_FREE and friends return a count through their struct, not
+	 * here), -1 with errno set on failure.
+	 */
+	int (*ioctl)(struct hfi1_drv *drv, unsigned long cmd, void *arg);
+	void (*close)(struct hfi1_drv *drv);
+};
+
+/* One assigned hfi1 user context. */
+struct hfi1_drv {
+	const struct hfi1_drv_ops *ops;
+	struct hfi1_ctxt_info ctxt_info;	/* from HFI1_IOCTL_CTXT_INFO */
+	struct hfi1_base_info base_info;	/* from HFI1_IOCTL_USER_INFO */
+	/*
+	 * This subcontext's word of the event page (HFI1_EVENT_* bits), set
+	 * by the driver; read it with an atomic load.
+	 */
+	volatile __u64 *events;
+};
+
+static inline int hfi1_drv_ioctl(struct hfi1_drv *drv, unsigned long cmd,
+				 void *arg)
+{
+	return drv->ops->ioctl(drv, cmd, arg);
+}
+
+static inline void hfi1_drv_close(struct hfi1_drv *drv)
+{
+	if (drv)
+		drv->ops->close(drv);
+}
+
+/*
+ * The kernel backend. The system calls go through this table so that unit
+ * tests can stand a fake file descriptor behind them; NULL means the real
+ * ones.
+ */
+struct hfi1_kdrv_sys {
+	int (*open)(const char *path, int flags);
+	int (*ioctl)(int fd, unsigned long cmd, void *arg);
+	void *(*mmap)(void *addr, size_t len, int prot, int flags, int fd,
+		      off_t off);
+	int (*munmap)(void *addr, size_t len);
+	int (*close)(int fd);
+};
+
+/*
+ * Open /dev/hfi1_<unit> and assign a user context: GET_VERS (the driver's
+ * major version must be ours), ASSIGN_CTXT, CTXT_INFO, USER_INFO, then map
+ * the event page. Returns NULL with errno set.
+ */
+struct hfi1_drv *hfi1_kdrv_open(const char *path,
+				const struct hfi1_kdrv_sys *sys);
+
+#endif /* HFI1_DRV_H */

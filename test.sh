@@ -1,0 +1,24 @@
+#!/bin/bash
+# Runs every test of libhfi1: the C unit tests, the bring-up tests and the
+# pyverbs tests on a private soft HFI, then the C unit tests again under
+# AddressSanitizer and UndefinedBehaviorSanitizer.
+#
+#   sudo ./test.sh
+set -euo pipefail
+cd "$(dirname "$0")"
+
+. scripts/common.sh
+
+# The tests bring up their own soft HFIs in a private directory.
+unset SYSFS_PATH RDMAV_DRIVERS
+
+install_deps
+build build
+echo "== ctest (build)"
+ctest --test-dir build --output-on-failure --timeout 600
+
+build build-asan -DHFI1_SANITIZE=address,undefined
+echo "== ctest (build-asan: unit tests under ASan+UBSan)"
+ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
+UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
+	ctest --test-dir build-asan --output-on-failure --timeout 600 -L unit
