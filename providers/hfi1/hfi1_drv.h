@@ -71,7 +71,8 @@ struct hfi1_kdrv_sys {
 /*
  * Open /dev/hfi1_<unit> and assign a user context: GET_VERS (the driver's
  * major version must be ours), ASSIGN_CTXT, CTXT_INFO, USER_INFO, then map
- * the event page. Returns NULL with errno set.
+ * the event page. Returns NULL with errno set: the driver's own errors,
+ * EPROTONOSUPPORT if its major interface version is not ours.
  */
 struct hfi1_drv *hfi1_kdrv_open(const char *path,
 				const struct hfi1_kdrv_sys *sys);
