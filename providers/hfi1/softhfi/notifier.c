@@ -1,0 +1,457 @@
+// SPDX-License-Identifier: GPL-2.0 OR BSD-2-Clause
+/*
+ * softhfi: the MMU-notifier stand-in.
+ *
+ * The hfi1 driver hangs an mmu_interval_notifier on every programmed TID
+ * range. User space has no such hook, but a userfaultfd registered in
+ * write-protect mode on a range, with nothing ever write-protected, reports
+ * munmap (EVENT_UNMAP), madvise DONTNEED/FREE (EVENT_REMOVE) and mremap
+ * (EVENT_REMAP) of it and raises no faults.
+ *
+ * The thread that unmaps blocks until the event has been read. So the
+ * monitor thread does nothing but read events and publish them into a
+ * lock-free log: no malloc, no free, no printing, no lock that any other
+ * thread may hold, no access to user memory. Otherwise an application
+ * thread could hold that lock (or the malloc arena lock) while its own
+ * free() waits for the monitor, and both would wait for ever.
+ *
+ * A worker thread then applies the log to every soft context, under the
+ * context's lock; each context also drains the log itself before it acts.
+ * The monitor raises `reading` before read() and lowers it only after
+ * publishing, and the unmapping thread resumes only once read() returned:
+ * so whoever drains after munmap() returned sees the event.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <linux/userfaultfd.h>
+#include <sys/eventfd.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <sys/syscall.h>
+
+#include "notifier.h"
+
+#define INVAL_LOG_ORDER 12
+#define INVAL_LOG_SIZE (1u << INVAL_LOG_ORDER)
+#define INVAL_LOG_MASK (INVAL_LOG_SIZE - 1)
+#define UFFD_READ_BATCH 16
+
+/*
+ * One logged event. A record is rewritten every INVAL_LOG_SIZE events, so
+ * readers check its seq before and after (a single-writer seqlock); seq is
+ * the record's position in the log plus one, 0 while being rewritten.
+ */
+struct inval_rec {
+	_Atomic uint64_t seq;
+	_Atomic uint64_t start;
+	_Atomic uint64_t end;
+	_Atomic uint32_t reason;
+};
+
+struct softhfi_notifier {
+	int uffd;
+	int stop_fd; /* eventfd: tells both threads to exit */
+	int kick_fd; /* eventfd: monitor -> worker, events logged */
+	pid_t pid; /* the process the threads run in */
+	pthread_t monitor;
+	pthread_t worker;
+	_Atomic uint64_t head; /* sequence of the next record */
+	_Atomic int reading; /* monitor is between read() and publish */
+	/* The consumers; under notifier_lock. */
+	TAILQ_HEAD(, softhfi_watch) watches;
+	unsigned int users;
+	struct inval_rec log[INVAL_LOG_SIZE];
+};
+
+/* Protects `notifier` and the watch lists; never taken by the monitor. */
+static pthread_mutex_t notifier_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct softhfi_notifier *notifier;
+static pthread_once_t atfork_once = PTHREAD_ONCE_INIT;
+
+static void atfork_prepare(void)
+{
+	pthread_mutex_lock(&notifier_lock);
+}
+
+static void atfork_parent(void)
+{
+	pthread_mutex_unlock(&notifier_lock);
+}
+
+/*
+ * The child has no monitor or worker. It keeps the parent's notifier
+ * object (contexts inherited from the parent still point at it and refuse
+ * to work, see sctxt.c) but the next attach in the child starts afresh.
+ */
+static void atfork_child(void)
+{
+	pthread_mutex_init(&notifier_lock, NULL);
+}
+
+static void register_atfork(void)
+{
+	pthread_atfork(atfork_prepare, atfork_parent, atfork_child);
+}
+
+static void publish(struct softhfi_notifier *n, uint64_t start, uint64_t end,
+		    enum softhfi_inval_reason reason)
+{
+	uint64_t h = atomic_load_explicit(&n->head, memory_order_relaxed);
+	struct inval_rec *rec = &n->log[h & INVAL_LOG_MASK];
+
+	atomic_store_explicit(&rec->seq, 0, memory_order_relaxed);
+	atomic_thread_fence(memory_order_release);
+	atomic_store_explicit(&rec->start, start, memory_order_relaxed);
+	atomic_store_explicit(&rec->end, end, memory_order_relaxed);
+	atomic_store_explicit(&rec->reason, reason, memory_order_relaxed);
+	atomic_store_explicit(&rec->seq, h + 1, memory_order_release);
+	atomic_store_explicit(&n->head, h + 1, memory_order_release);
+}
+
+/* Must stay free of malloc, locks and printing: see the top comment. */
+static void *monitor_thread(void *arg)
+{
+	struct softhfi_notifier *n = arg;
+	struct uffd_msg msgs[UFFD_READ_BATCH];
+	struct pollfd pfd[2] = {
+		{ .fd = n->uffd, .events = POLLIN },
+		{ .fd = n->stop_fd, .events = POLLIN },
+	};
+	uint64_t one = 1;
+	ssize_t len;
+	size_t i;
+
+	for (;;) {
+		if (poll(pfd, 2, -1) < 0)
+			continue;
+		if (pfd[1].revents)
+			break;
+		if (!pfd[0].revents)
+			continue;
+
+		atomic_store(&n->reading, 1);
+		len = read(n->uffd, msgs, sizeof(msgs));
+		for (i = 0; len > 0 && i < len / sizeof(msgs[0]); i++) {
+			struct uffd_msg *m = &msgs[i];
+
+			switch (m->event) {
+			case UFFD_EVENT_UNMAP:
+				publish(n, m->arg.remove.start,
+					m->arg.remove.end, SOFTHFI_INVAL_UNMAP);
+				break;
+			case UFFD_EVENT_REMOVE:
+				publish(n, m->arg.remove.start,
+					m->arg.remove.end,
+					SOFTHFI_INVAL_REMOVE);
+				break;
+			case UFFD_EVENT_REMAP:
+				publish(n, m->arg.remap.from,
+					m->arg.remap.from + m->arg.remap.len,
+					SOFTHFI_INVAL_REMAP);
+				break;
+			default:
+				/* No faults: nothing is write-protected. */
+				break;
+			}
+		}
+		atomic_store(&n->reading, 0);
+		if (len > 0 && write(n->kick_fd, &one, sizeof(one)) < 0)
+			continue;
+	}
+	return NULL;
+}
+
+/* Applies the log to every context, so no one has to call in for it. */
+static void *worker_thread(void *arg)
+{
+	struct softhfi_notifier *n = arg;
+	struct pollfd pfd[2] = {
+		{ .fd = n->kick_fd, .events = POLLIN },
+		{ .fd = n->stop_fd, .events = POLLIN },
+	};
+	struct softhfi_watch *w;
+	uint64_t count;
+
+	for (;;) {
+		if (poll(pfd, 2, -1) < 0)
+			continue;
+		if (pfd[1].revents)
+			break;
+		if (read(n->kick_fd, &count, sizeof(count)) < 0)
+			continue;
+
+		pthread_mutex_lock(&notifier_lock);
+		TAILQ_FOREACH(w, &n->watches, link)
+		{
+			pthread_mutex_lock(w->lock);
+			softhfi_notifier_drain_locked(w);
+			pthread_mutex_unlock(w->lock);
+		}
+		pthread_mutex_unlock(&notifier_lock);
+	}
+	return NULL;
+}
+
+static int open_uffd(uint64_t features)
+{
+	struct uffdio_api api = { .api = UFFD_API, .features = features };
+	int fd;
+
+	/* USER_MODE_ONLY is what an unprivileged process may ask for. */
+	fd = syscall(SYS_userfaultfd,
+		     O_CLOEXEC | O_NONBLOCK | UFFD_USER_MODE_ONLY);
+	if (fd < 0 && errno == EINVAL)
+		fd = syscall(SYS_userfaultfd, O_CLOEXEC | O_NONBLOCK);
+	if (fd < 0)
+		return -errno;
+	if (ioctl(fd, UFFDIO_API, &api)) {
+		int err = errno;
+
+		close(fd);
+		return -err;
+	}
+	return fd;
+}
+
+static int start_threads(struct softhfi_notifier *n)
+{
+	sigset_t all, old;
+	int err;
+
+	/* The threads inherit this mask: no signal handler runs in them. */
+	sigfillset(&all);
+	pthread_sigmask(SIG_SETMASK, &all, &old);
+	err = pthread_create(&n->monitor, NULL, monitor_thread, n);
+	if (!err) {
+		err = pthread_create(&n->worker, NULL, worker_thread, n);
+		if (err) {
+			uint64_t one = 1;
+
+			if (write(n->stop_fd, &one, sizeof(one)) < 0)
+				abort();
+			pthread_join(n->monitor, NULL);
+		}
+	}
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	return err;
+}
+
+static struct softhfi_notifier *notifier_create(int *errp)
+{
+	const uint64_t events = UFFD_FEATURE_EVENT_UNMAP |
+				UFFD_FEATURE_EVENT_REMOVE |
+				UFFD_FEATURE_EVENT_REMAP;
+	struct softhfi_notifier *n;
+	int err;
+
+	n = calloc(1, sizeof(*n));
+	if (!n) {
+		*errp = ENOMEM;
+		return NULL;
+	}
+	TAILQ_INIT(&n->watches);
+	n->pid = getpid();
+
+	/* Shared memory can be watched only where the kernel allows WP. */
+	n->uffd = open_uffd(events | UFFD_FEATURE_WP_HUGETLBFS_SHMEM);
+	if (n->uffd == -EINVAL)
+		n->uffd = open_uffd(events);
+	if (n->uffd < 0) {
+		err = -n->uffd;
+		goto err_free;
+	}
+	n->stop_fd = eventfd(0, EFD_CLOEXEC);
+	if (n->stop_fd < 0) {
+		err = errno;
+		goto err_close_uffd;
+	}
+	n->kick_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	if (n->kick_fd < 0) {
+		err = errno;
+		goto err_close_stop;
+	}
+	err = start_threads(n);
+	if (err)
+		goto err_close_kick;
+	return n;
+
+err_close_kick:
+	close(n->kick_fd);
+err_close_stop:
+	close(n->stop_fd);
+err_close_uffd:
+	close(n->uffd);
+err_free:
+	free(n);
+	*errp = err;
+	return NULL;
+}
+
+/* Caller holds notifier_lock. */
+static void notifier_destroy_locked(struct softhfi_notifier *n)
+{
+	uint64_t one = 1;
+
+	/*
+	 * The worker may be waiting for notifier_lock: let it go while the
+	 * threads stop. Nobody else can find @n any more.
+	 */
+	notifier = NULL;
+	pthread_mutex_unlock(&notifier_lock);
+	if (write(n->stop_fd, &one, sizeof(one)) < 0)
+		abort();
+	pthread_join(n->monitor, NULL);
+	pthread_join(n->worker, NULL);
+	pthread_mutex_lock(&notifier_lock);
+	/* Closing the uffd unregisters every range and frees any waiter. */
+	close(n->uffd);
+	close(n->stop_fd);
+	close(n->kick_fd);
+	free(n);
+}
+
+int softhfi_notifier_attach(struct softhfi_watch *w)
+{
+	int err = 0;
+
+	pthread_once(&atfork_once, register_atfork);
+	pthread_mutex_lock(&notifier_lock);
+	/* A notifier inherited through fork() has no threads here. */
+	if (notifier && notifier->pid != getpid())
+		notifier = NULL;
+	if (!notifier)
+		notifier = notifier_create(&err);
+	if (notifier) {
+		w->notifier = notifier;
+		w->cursor = atomic_load(&notifier->head);
+		TAILQ_INSERT_TAIL(&notifier->watches, w, link);
+		notifier->users++;
+	}
+	pthread_mutex_unlock(&notifier_lock);
+	return err;
+}
+
+void softhfi_notifier_detach(struct softhfi_watch *w)
+{
+	struct softhfi_notifier *n = w->notifier;
+
+	if (!n)
+		return;
+	w->notifier = NULL;
+	/* In a forked child the parent's notifier is not ours to stop. */
+	if (n->pid != getpid())
+		return;
+	pthread_mutex_lock(&notifier_lock);
+	TAILQ_REMOVE(&n->watches, w, link);
+	if (--n->users == 0)
+		notifier_destroy_locked(n);
+	pthread_mutex_unlock(&notifier_lock);
+}
+
+int softhfi_notifier_watch(struct softhfi_watch *w, uint64_t start,
+			   uint64_t len)
+{
+	struct uffdio_register reg = {
+		.range = { .start = start, .len = len },
+		.mode = UFFDIO_REGISTER_MODE_WP,
+	};
+
+	if (!ioctl(w->notifier->uffd, UFFDIO_REGISTER, &reg))
+		return 0;
+	/* msync() tells a hole apart from memory userfaultfd refuses. */
+	if (msync((void *)(uintptr_t)start, len, MS_ASYNC) && errno == ENOMEM)
+		return EFAULT;
+	return EOPNOTSUPP;
+}
+
+/* Wait out a read() in progress in the monitor: it is short. */
+static uint64_t settled_head(struct softhfi_notifier *n)
+{
+	unsigned int spins = 0;
+
+	while (atomic_load(&n->reading)) {
+		if (++spins > 64)
+			sched_yield();
+	}
+	return atomic_load_explicit(&n->head, memory_order_acquire);
+}
+
+uint64_t softhfi_notifier_seq(struct softhfi_watch *w)
+{
+	return settled_head(w->notifier);
+}
+
+/* Reads record @seq; false if it was overwritten (the log wrapped). */
+static bool read_rec(struct softhfi_notifier *n, uint64_t seq, uint64_t *start,
+		     uint64_t *end, uint32_t *reason)
+{
+	struct inval_rec *rec = &n->log[seq & INVAL_LOG_MASK];
+	uint64_t s1, s2;
+
+	s1 = atomic_load_explicit(&rec->seq, memory_order_acquire);
+	*start = atomic_load_explicit(&rec->start, memory_order_relaxed);
+	*end = atomic_load_explicit(&rec->end, memory_order_relaxed);
+	*reason = atomic_load_explicit(&rec->reason, memory_order_relaxed);
+	atomic_thread_fence(memory_order_acquire);
+	s2 = atomic_load_explicit(&rec->seq, memory_order_relaxed);
+	return s1 == seq + 1 && s2 == seq + 1;
+}
+
+bool softhfi_notifier_changed_since(struct softhfi_watch *w, uint64_t seq,
+				    uint64_t start, uint64_t end)
+{
+	struct softhfi_notifier *n = w->notifier;
+	uint64_t head = settled_head(n);
+	uint64_t s, e;
+	uint32_t reason;
+
+	if (head - seq > INVAL_LOG_SIZE)
+		return true;
+	for (; seq < head; seq++) {
+		if (!read_rec(n, seq, &s, &e, &reason))
+			return true;
+		if (s < end && start < e)
+			return true;
+	}
+	return false;
+}
+
+void softhfi_notifier_drain_locked(struct softhfi_watch *w)
+{
+	struct softhfi_notifier *n = w->notifier;
+	uint64_t head = settled_head(n);
+	uint64_t c, s, e;
+	uint32_t reason;
+
+	if (w->cursor == head)
+		return;
+	if (head - w->cursor > INVAL_LOG_SIZE)
+		goto overflow;
+	for (c = w->cursor; c < head; c++) {
+		if (!read_rec(n, c, &s, &e, &reason))
+			goto overflow;
+		w->invalidate(w, s, e, reason);
+	}
+	w->cursor = head;
+	return;
+
+overflow:
+	w->invalidate(w, 0, UINT64_MAX, SOFTHFI_INVAL_OVERFLOW);
+	w->cursor = head;
+}
+
+bool softhfi_notifier_pending_locked(struct softhfi_watch *w)
+{
+	struct softhfi_notifier *n = w->notifier;
+
+	return atomic_load(&n->reading) ||
+	       atomic_load_explicit(&n->head, memory_order_acquire) !=
+		       w->cursor;
+}

@@ -1,0 +1,84 @@
+/* SPDX-License-Identifier: GPL-2.0 OR BSD-2-Clause */
+/*
+ * The soft HFI's MMU-notifier stand-in: one userfaultfd per process, in
+ * write-protect mode only, that reports munmap, madvise(DONTNEED/FREE) and
+ * mremap of watched ranges. A monitor thread reads the events into a
+ * lock-free log; every soft context consumes the log at its own pace.
+ */
+#ifndef SOFTHFI_NOTIFIER_H
+#define SOFTHFI_NOTIFIER_H
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/queue.h>
+
+/* Why a range stopped being the memory it was. */
+enum softhfi_inval_reason {
+	SOFTHFI_INVAL_UNMAP = 1, /* munmap, or brk shrinking the heap */
+	SOFTHFI_INVAL_REMOVE = 2, /* madvise(MADV_DONTNEED / MADV_FREE) */
+	SOFTHFI_INVAL_REMAP = 3, /* mremap moved it away */
+	SOFTHFI_INVAL_OVERFLOW = 4, /* the log wrapped: assume everything */
+};
+
+struct softhfi_watch;
+
+/*
+ * Called by softhfi_notifier_drain() for each event, with the watch's lock
+ * held. [start, end) is the range that is gone; OVERFLOW means events were
+ * lost and every range must be assumed gone.
+ */
+typedef void (*softhfi_inval_fn)(struct softhfi_watch *w, uint64_t start,
+				 uint64_t end,
+				 enum softhfi_inval_reason reason);
+
+/* A consumer of the event log, embedded in a soft context. */
+struct softhfi_watch {
+	pthread_mutex_t *lock; /* the owner's lock; drain runs under it */
+	softhfi_inval_fn invalidate;
+	uint64_t cursor; /* next log sequence to consume, under lock */
+	TAILQ_ENTRY(softhfi_watch) link;
+	struct softhfi_notifier *notifier;
+};
+
+/*
+ * Start consuming events, starting the process's notifier on first use.
+ * Returns 0 or a positive errno (ENOSYS or EPERM when userfaultfd is not
+ * available to this process).
+ */
+int softhfi_notifier_attach(struct softhfi_watch *w);
+/* Stop consuming; the last detach stops the threads. Not under w->lock. */
+void softhfi_notifier_detach(struct softhfi_watch *w);
+
+/*
+ * Watch [start, start + len), page-aligned, for unmapping. Returns 0 or a
+ * positive errno: EFAULT when part of the range is not mapped, EOPNOTSUPP
+ * when the memory cannot be watched (file mappings userfaultfd refuses).
+ */
+int softhfi_notifier_watch(struct softhfi_watch *w, uint64_t start,
+			   uint64_t len);
+
+/* The sequence number of the next event; compare with changed_since(). */
+uint64_t softhfi_notifier_seq(struct softhfi_watch *w);
+
+/*
+ * True if an event that overlaps [start, end) was logged at or after
+ * sequence @seq (or if the log no longer tells).
+ */
+bool softhfi_notifier_changed_since(struct softhfi_watch *w, uint64_t seq,
+				    uint64_t start, uint64_t end);
+
+/*
+ * Apply every event logged so far, including one the monitor is reading
+ * right now: once munmap() has returned in any thread, its event is
+ * applied by the next drain. Caller holds w->lock.
+ */
+void softhfi_notifier_drain_locked(struct softhfi_watch *w);
+
+/*
+ * Whether the process's notifier has events @w has not consumed. Caller
+ * holds w->lock.
+ */
+bool softhfi_notifier_pending_locked(struct softhfi_watch *w);
+
+#endif /* SOFTHFI_NOTIFIER_H */

@@ -1,0 +1,92 @@
+/* SPDX-License-Identifier: GPL-2.0 OR BSD-2-Clause */
+/*
+ * The soft HFI: an hfi1 user context emulated in user space. It serves the
+ * driver interface (hfi1_drv.h) with the semantics of the hfi1 driver's
+ * user_exp_rcv.c, and offers the adapter's "DMA" into expected-receive
+ * buffers to the data path.
+ */
+#ifndef SOFTHFI_H
+#define SOFTHFI_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "hfi1_drv.h"
+
+/* hfi1's RcvArray limits for expected receive. */
+#define SOFTHFI_GROUP_SIZE 8 /* entries are handed out by 8 */
+#define SOFTHFI_MAX_EXPECTED 2048 /* IDX has 10 bits, 2 entries a pair */
+#define SOFTHFI_MAX_RUN_PAGES 512 /* one entry maps at most 2 MiB */
+
+/* The tidinfo word of TID_UPDATE, TID_FREE and TID_INVAL_READ. */
+#define SOFTHFI_TID_LEN_SHIFT 0
+#define SOFTHFI_TID_LEN_MASK 0x7ffu
+#define SOFTHFI_TID_CTRL_SHIFT 20
+#define SOFTHFI_TID_CTRL_MASK 0x3u
+#define SOFTHFI_TID_IDX_SHIFT 22
+#define SOFTHFI_TID_IDX_MASK 0x3ffu
+#define SOFTHFI_TID_GET(tid, field) \
+	(((tid) >> SOFTHFI_TID_##field##_SHIFT) & SOFTHFI_TID_##field##_MASK)
+
+/* What bring-up decides about the (emulated) device and driver. */
+struct softhfi_params {
+	unsigned int unit; /* hfi1 unit number */
+	unsigned int ctxt; /* the receive context handed out */
+	/* RcvArray entries for expected receive: a multiple of 8, <= 2048. */
+	unsigned int expected_count;
+	/*
+	 * User contexts of the device: a context may pin at most
+	 * RLIMIT_MEMLOCK / user_contexts / 4 (hfi1_can_pin_pages()).
+	 */
+	unsigned int user_contexts;
+	/* hfi1's cache_size module parameter: pin cap per context, MiB. */
+	unsigned int cache_size_mb;
+	/*
+	 * How many pages in a row the adapter sees as physically contiguous,
+	 * 1..512. hfi1 splits a buffer at every physical discontinuity; the
+	 * soft HFI cannot see physical addresses and assumes runs of this
+	 * many pages (512: virtually contiguous is contiguous, as behind an
+	 * IOMMU; 1: every page its own entry, as with fragmented memory).
+	 */
+	unsigned int contig_pages;
+};
+
+void softhfi_default_params(struct softhfi_params *params);
+
+/*
+ * Open a soft context: the same sequence as on /dev/hfi1_N (GET_VERS,
+ * ASSIGN_CTXT, CTXT_INFO, USER_INFO), served in-process. Returns NULL with
+ * errno set: EINVAL for bad params; ENOSYS/EPERM when this process may not
+ * use userfaultfd or io_uring; ENOMEM.
+ */
+struct hfi1_drv *softhfi_open(const struct softhfi_params *params);
+
+/*
+ * The adapter's DMA into an expected receive: move @len bytes read from
+ * @fd into the buffer of the programmed entry @tidinfo (as TID_UPDATE
+ * returned it), starting @offset bytes into it. It writes the pinned pages
+ * (IORING_OP_READ_FIXED), never the current mapping of the address.
+ * Returns the bytes placed (fewer only at end of file), or -1 with errno:
+ * EINVAL for a bad tidinfo or a range outside the entry; EBADF for an entry
+ * that is not programmed; ESTALE for one that was invalidated; read(2)'s
+ * errors on @fd. Not for use from a forked child (EIO).
+ */
+ssize_t softhfi_place(struct hfi1_drv *drv, uint32_t tidinfo, size_t offset,
+		      int fd, size_t len);
+
+/* What a context holds; for tests and the benchmark. */
+struct softhfi_stats {
+	unsigned int tids_used; /* entries programmed or invalidated */
+	unsigned int tids_invalid; /* invalidated, awaiting TID_FREE */
+	unsigned int inval_queued; /* awaiting TID_INVAL_READ */
+	uint64_t pinned_pages; /* by this context */
+	uint64_t invalidations; /* entries invalidated, ever */
+};
+
+void softhfi_get_stats(struct hfi1_drv *drv, struct softhfi_stats *stats);
+
+/* Pages pinned by all soft contexts of this process (hfi1's pinned_vm). */
+uint64_t softhfi_process_pinned_pages(void);
+
+#endif /* SOFTHFI_H */
