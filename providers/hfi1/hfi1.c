@@ -121,9 +121,12 @@ static struct verbs_context *hfi1_alloc_context(struct ibv_device *ibdev,
 		/* One completion vector: the soft HFI's engine thread. */
 		ctx->ibv_ctx.context.num_comp_vectors = 1;
 		verbs_set_ops(&ctx->ibv_ctx, &hfi1_soft_ctx_ops);
-		ret = hfi1_async_init(ctx);
+		ret = hfi1_soft_drv_open(ctx);
 		if (ret)
 			goto err_uninit;
+		ret = hfi1_async_init(ctx);
+		if (ret)
+			goto err_async;
 	} else {
 		verbs_set_ops(&ctx->ibv_ctx, &hfi1_kernel_ctx_ops);
 		ret = hfi1_kernel_init(ctx);
@@ -132,9 +135,10 @@ static struct verbs_context *hfi1_alloc_context(struct ibv_device *ibdev,
 	}
 	return &ctx->ibv_ctx;
 
+err_async:
+	hfi1_async_cleanup(ctx);
+	hfi1_drv_close(ctx->drv);
 err_uninit:
-	if (dev->backend == HFI1_BACKEND_SOFT)
-		hfi1_async_cleanup(ctx);
 	pthread_mutex_destroy(&ctx->obj_lock);
 	verbs_uninit_context(&ctx->ibv_ctx);
 	free(ctx);

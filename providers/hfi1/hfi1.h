@@ -145,6 +145,7 @@ int hfi1_soft_query_port(struct hfi1_context *ctx, uint8_t port_num,
 			 struct ibv_port_attr *attr);
 int hfi1_soft_query_device(struct hfi1_context *ctx,
 			   struct ibv_device_attr_ex *attr);
+int hfi1_soft_drv_open(struct hfi1_context *ctx);
 
 /* async.c: the async event queue and the event thread */
 int hfi1_async_init(struct hfi1_context *ctx);
