@@ -23,8 +23,8 @@ static void print_guid(const char *label, __be64 guid)
 {
 	uint64_t g = be64toh(guid);
 
-	printf("  %-18s %04x:%04x:%04x:%04x\n", label,
-	       (unsigned int)(g >> 48), (unsigned int)(g >> 32) & 0xffff,
+	printf("  %-18s %04x:%04x:%04x:%04x\n", label, (unsigned int)(g >> 48),
+	       (unsigned int)(g >> 32) & 0xffff,
 	       (unsigned int)(g >> 16) & 0xffff, (unsigned int)g & 0xffff);
 }
 
@@ -69,8 +69,10 @@ int main(int argc, char **argv)
 
 	dev = find_device(list, name);
 	if (!dev) {
-		fprintf(stderr, "%s: no such device (is the soft HFI up? "
-			"eval \"$(build/bin/hfi1-soft up)\")\n", name);
+		fprintf(stderr,
+			"%s: no such device (is the soft HFI up? "
+			"eval \"$(build/bin/hfi1-soft up)\")\n",
+			name);
 		goto out_free_list;
 	}
 	ctx = ibv_open_device(dev);
@@ -103,7 +105,7 @@ int main(int argc, char **argv)
 	printf("    %-16s %s\n", "state", port_state_str(port.state));
 	printf("    %-16s %s\n", "link_layer",
 	       port.link_layer == IBV_LINK_LAYER_INFINIBAND ? "InfiniBand" :
-							       "other");
+							      "other");
 	printf("    %-16s %u (SM LID %u)\n", "lid", port.lid, port.sm_lid);
 	printf("    %-16s %d\n", "active_mtu", 128 << port.active_mtu);
 	printf("    %-16s 4X EDR (width %u, speed %u)\n", "link",

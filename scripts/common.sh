@@ -1,6 +1,6 @@
 # Shared by setup.sh and test.sh. Debian 12 (bookworm) packages only.
 DEBIAN_PACKAGES=(
-	build-essential cmake pkg-config pandoc
+	build-essential cmake pkg-config pandoc clang-format
 	libibverbs-dev ibverbs-utils rdma-core python3-pyverbs
 	liburing-dev libfuse3-dev fuse3 libcmocka-dev
 	util-linux

@@ -68,7 +68,8 @@ static void device_removed(struct hfi1_context *ctx)
 static bool handle_inotify(struct hfi1_context *ctx)
 {
 	struct hfi1_port_watch *pw = &ctx->port_watch;
-	char buf[4096] __attribute__((aligned(__alignof__(struct inotify_event))));
+	char buf[4096]
+		__attribute__((aligned(__alignof__(struct inotify_event))));
 	const struct inotify_event *ev;
 	ssize_t len;
 	char *p;
@@ -136,8 +137,8 @@ static int start_port_watch(struct hfi1_context *ctx)
 	/* Read after the watch is set, so no change falls between. */
 	ret = hfi1_soft_port_state(ctx->dev, &pw->last_state);
 	if (ret)
-		hfi1_err(ctx, "cannot read the port state under %s: %s\n",
-			 path, strerror(ret));
+		hfi1_err(ctx, "cannot read the port state under %s: %s\n", path,
+			 strerror(ret));
 	return ret;
 }
 

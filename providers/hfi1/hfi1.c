@@ -12,11 +12,11 @@
 
 #include "hfi1.h"
 
-#define HFI1_MATCH_PCI(_device, _backend)                                      \
-	{                                                                      \
-		.driver_data = (void *)(uintptr_t)(_backend),                  \
-		.vendor = PCI_VENDOR_ID_INTEL, .device = (_device),            \
-		.kind = VERBS_MATCH_PCI,                                       \
+#define HFI1_MATCH_PCI(_device, _backend)                           \
+	{                                                           \
+		.driver_data = (void *)(uintptr_t)(_backend),       \
+		.vendor = PCI_VENDOR_ID_INTEL, .device = (_device), \
+		.kind = VERBS_MATCH_PCI,                            \
 	}
 
 static const struct verbs_match_ent hfi1_match_table[] = {

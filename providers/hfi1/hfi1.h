@@ -15,22 +15,25 @@
 #include "hfi1_drv.h"
 
 #ifndef container_of
-#define container_of(ptr, type, member)                                        \
+/* clang-format 14 takes "(ptr) -" for a cast and eats the spaces around "-". */
+/* clang-format off */
+#define container_of(ptr, type, member) \
 	((type *)((char *)(ptr) - offsetof(type, member)))
+/* clang-format on */
 #endif
 
-#define hfi1_log(ctx, level, fmt, ...)                                         \
-	do {                                                                   \
-		int saved_errno__ = errno;                                     \
-		__verbs_log(&(ctx)->ibv_ctx, level, "%s: %s: " fmt,            \
-			    (ctx)->ibv_ctx.context.device->name, __func__,     \
-			    ##__VA_ARGS__);                                    \
-		errno = saved_errno__;                                         \
+#define hfi1_log(ctx, level, fmt, ...)                                     \
+	do {                                                               \
+		int saved_errno__ = errno;                                 \
+		__verbs_log(&(ctx)->ibv_ctx, level, "%s: %s: " fmt,        \
+			    (ctx)->ibv_ctx.context.device->name, __func__, \
+			    ##__VA_ARGS__);                                \
+		errno = saved_errno__;                                     \
 	} while (0)
 #define hfi1_err(ctx, fmt, ...) hfi1_log(ctx, VERBS_LOG_ERR, fmt, ##__VA_ARGS__)
-#define hfi1_warn(ctx, fmt, ...)                                               \
+#define hfi1_warn(ctx, fmt, ...) \
 	hfi1_log(ctx, VERBS_LOG_WARN, fmt, ##__VA_ARGS__)
-#define hfi1_dbg(ctx, fmt, ...)                                                \
+#define hfi1_dbg(ctx, fmt, ...) \
 	hfi1_log(ctx, VERBS_LOG_DEBUG, fmt, ##__VA_ARGS__)
 
 /* PCI ids of the hfi1 ASIC (Intel Omni-Path HFI 100 series). */
@@ -67,11 +70,11 @@ enum {
 	HFI1_MAX_INLINE = 256,
 };
 #define HFI1_MAX_MR_SIZE (1ULL << 40)
-#define HFI1_MAX_MSG_SZ 0x80000000U	/* hfi1's max_msg_sz: 2 GiB */
+#define HFI1_MAX_MSG_SZ 0x80000000U /* hfi1's max_msg_sz: 2 GiB */
 
 enum hfi1_backend {
-	HFI1_BACKEND_KERNEL,	/* a real hfi1 behind /dev/infiniband, /dev/hfi1_N */
-	HFI1_BACKEND_SOFT,	/* the soft HFI, served in user space */
+	HFI1_BACKEND_KERNEL, /* a real hfi1 behind /dev/infiniband, /dev/hfi1_N */
+	HFI1_BACKEND_SOFT, /* the soft HFI, served in user space */
 };
 
 struct hfi1_device {
@@ -79,13 +82,13 @@ struct hfi1_device {
 	enum hfi1_backend backend;
 	/* $SYSFS_PATH/class/infiniband/<name>: the soft device's state */
 	char ibdev_path[IBV_SYSFS_PATH_MAX];
-	int unit;		/* N of hfi1_N */
+	int unit; /* N of hfi1_N */
 };
 
 /* The event thread's view of port 1, for change detection. */
 struct hfi1_port_watch {
 	int inotify_fd;
-	int port_wd;		/* ports/1 */
+	int port_wd; /* ports/1 */
 	enum ibv_port_state last_state;
 };
 
@@ -102,13 +105,13 @@ struct hfi1_context {
 	/* The event thread: watches the device and raises port events. */
 	pthread_t event_thread;
 	bool event_thread_running;
-	int stop_fd;		/* eventfd that tells the thread to stop */
+	int stop_fd; /* eventfd that tells the thread to stop */
 	struct hfi1_port_watch port_watch;
 
 	/* Kernel backend only: the assigned hfi1 user context. */
 	struct hfi1_drv *drv;
 
-	pthread_mutex_t obj_lock;	/* protects the fields below */
+	pthread_mutex_t obj_lock; /* protects the fields below */
 	unsigned int num_pd;
 	uint32_t next_pdn;
 };
@@ -116,7 +119,7 @@ struct hfi1_context {
 struct hfi1_pd {
 	struct ibv_pd ibv_pd;
 	uint32_t pdn;
-	atomic_int usecnt;	/* objects that name this PD */
+	atomic_int usecnt; /* objects that name this PD */
 };
 
 static inline struct hfi1_device *to_hfi1_dev(struct ibv_device *ibdev)

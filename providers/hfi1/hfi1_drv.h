@@ -33,8 +33,8 @@ struct hfi1_drv_ops {
 /* One assigned hfi1 user context. */
 struct hfi1_drv {
 	const struct hfi1_drv_ops *ops;
-	struct hfi1_ctxt_info ctxt_info;	/* from HFI1_IOCTL_CTXT_INFO */
-	struct hfi1_base_info base_info;	/* from HFI1_IOCTL_USER_INFO */
+	struct hfi1_ctxt_info ctxt_info; /* from HFI1_IOCTL_CTXT_INFO */
+	struct hfi1_base_info base_info; /* from HFI1_IOCTL_USER_INFO */
 	/*
 	 * This subcontext's word of the event page (HFI1_EVENT_* bits), set
 	 * by the driver; read it with an atomic load.

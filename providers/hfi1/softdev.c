@@ -22,8 +22,8 @@
 #include "softhfi.h"
 
 /* Read ibdev_path/<file> into buf, without the trailing newline. */
-static int read_attr(const struct hfi1_device *dev, const char *file,
-		     char *buf, size_t size)
+static int read_attr(const struct hfi1_device *dev, const char *file, char *buf,
+		     size_t size)
 {
 	char path[IBV_SYSFS_PATH_MAX + 64];
 	ssize_t len;
@@ -110,7 +110,8 @@ int hfi1_soft_query_port(struct hfi1_context *ctx, uint8_t port_num,
 
 	ret = hfi1_soft_port_state(dev, &state);
 	if (!ret)
-		ret = hfi1_soft_read_u64(dev, "ports/1/phys_state", &phys_state);
+		ret = hfi1_soft_read_u64(dev, "ports/1/phys_state",
+					 &phys_state);
 	if (!ret)
 		ret = hfi1_soft_read_u64(dev, "ports/1/lid", &lid);
 	if (!ret)
@@ -138,11 +139,11 @@ int hfi1_soft_query_port(struct hfi1_context *ctx, uint8_t port_num,
 	attr->lid = lid;
 	attr->sm_lid = sm_lid;
 	attr->lmc = lmc;
-	attr->max_vl_num = 4;		/* VL0-7 */
+	attr->max_vl_num = 4; /* VL0-7 */
 	attr->sm_sl = sm_sl;
 	attr->subnet_timeout = 18;
-	attr->active_width = 2;		/* 4X */
-	attr->active_speed = 32;	/* EDR, 25 Gb/s a lane */
+	attr->active_width = 2; /* 4X */
+	attr->active_speed = 32; /* EDR, 25 Gb/s a lane */
 	attr->phys_state = phys_state;
 	attr->link_layer = IBV_LINK_LAYER_INFINIBAND;
 	return 0;
@@ -180,8 +181,8 @@ int hfi1_soft_query_device(struct hfi1_context *ctx,
 	a->max_qp = HFI1_MAX_QP;
 	a->max_qp_wr = HFI1_MAX_QP_WR;
 	/* Only what the provider really does; the data path adds its own. */
-	a->device_cap_flags = IBV_DEVICE_PORT_ACTIVE_EVENT |
-			      IBV_DEVICE_SYS_IMAGE_GUID;
+	a->device_cap_flags =
+		IBV_DEVICE_PORT_ACTIVE_EVENT | IBV_DEVICE_SYS_IMAGE_GUID;
 	a->max_sge = HFI1_MAX_SGE;
 	a->max_sge_rd = HFI1_MAX_SGE;
 	a->max_cq = HFI1_MAX_CQ;
@@ -235,10 +236,13 @@ int hfi1_soft_drv_open(struct hfi1_context *ctx)
 
 	ctx->drv = softhfi_open(&params);
 	if (!ctx->drv) {
+		/* A long format string stays whole, as in the kernel. */
+		/* clang-format off */
 		hfi1_err(ctx,
 			 "cannot assign a soft HFI user context (expected_count %u, contig_pages %u): %s\n",
 			 params.expected_count, params.contig_pages,
 			 strerror(errno));
+		/* clang-format on */
 		return errno;
 	}
 	return 0;

@@ -11,10 +11,10 @@
 
 #include "hfi1.h"
 
-static int hfi1_soft_query_device_ex(struct ibv_context *ibctx,
-				     const struct ibv_query_device_ex_input *input,
-				     struct ibv_device_attr_ex *attr,
-				     size_t attr_size)
+static int
+hfi1_soft_query_device_ex(struct ibv_context *ibctx,
+			  const struct ibv_query_device_ex_input *input,
+			  struct ibv_device_attr_ex *attr, size_t attr_size)
 {
 	struct hfi1_context *ctx = to_hfi1_ctx(ibctx);
 	struct ibv_device_attr_ex full = {};
@@ -33,7 +33,8 @@ static int hfi1_soft_query_device_ex(struct ibv_context *ibctx,
 	if (ret)
 		return ret;
 	/* Callers built against an older verbs.h pass a shorter struct. */
-	memcpy(attr, &full, attr_size < sizeof(full) ? attr_size : sizeof(full));
+	memcpy(attr, &full,
+	       attr_size < sizeof(full) ? attr_size : sizeof(full));
 	return 0;
 }
 
@@ -99,10 +100,10 @@ const struct verbs_context_ops hfi1_soft_ctx_ops = {
 
 /* --- the kernel backend: standard uverbs commands --- */
 
-static int hfi1_kernel_query_device_ex(struct ibv_context *ibctx,
-				       const struct ibv_query_device_ex_input *input,
-				       struct ibv_device_attr_ex *attr,
-				       size_t attr_size)
+static int
+hfi1_kernel_query_device_ex(struct ibv_context *ibctx,
+			    const struct ibv_query_device_ex_input *input,
+			    struct ibv_device_attr_ex *attr, size_t attr_size)
 {
 	struct ib_uverbs_ex_query_device_resp resp;
 	size_t resp_size = sizeof(resp);

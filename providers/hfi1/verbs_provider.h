@@ -194,7 +194,8 @@ struct verbs_context_ops {
 		       struct ibv_mw_bind *mw_bind);
 	int (*close_xrcd)(struct ibv_xrcd *xrcd);
 	void (*cq_event)(struct ibv_cq *cq);
-	struct ibv_ah *(*create_ah)(struct ibv_pd *pd, struct ibv_ah_attr *attr);
+	struct ibv_ah *(*create_ah)(struct ibv_pd *pd,
+				    struct ibv_ah_attr *attr);
 	struct ibv_counters *(*create_counters)(
 		struct ibv_context *context,
 		struct ibv_counters_init_attr *init_attr);
@@ -314,10 +315,10 @@ void *_verbs_init_and_alloc_context(struct ibv_device *device, int cmd_fd,
 				    size_t alloc_size,
 				    struct verbs_context *context_offset,
 				    uint32_t driver_id);
-#define verbs_init_and_alloc_context(ibdev, cmd_fd, drv_ctx_ptr, ctx_memb,     \
-				     driver_id)                                \
-	((typeof(drv_ctx_ptr))_verbs_init_and_alloc_context(                   \
-		ibdev, cmd_fd, sizeof(*drv_ctx_ptr),                           \
+#define verbs_init_and_alloc_context(ibdev, cmd_fd, drv_ctx_ptr, ctx_memb, \
+				     driver_id)                            \
+	((typeof(drv_ctx_ptr))_verbs_init_and_alloc_context(               \
+		ibdev, cmd_fd, sizeof(*drv_ctx_ptr),                       \
 		&((typeof(drv_ctx_ptr))NULL)->ctx_memb, (driver_id)))
 
 void verbs_uninit_context(struct verbs_context *context);
