@@ -344,12 +344,15 @@ void softhfi_notifier_detach(struct softhfi_watch *w)
 
 	if (!n)
 		return;
-	w->notifier = NULL;
 	/* In a forked child the parent's notifier is not ours to stop. */
-	if (n->pid != getpid())
+	if (n->pid != getpid()) {
+		w->notifier = NULL;
 		return;
+	}
+	/* The worker walks the list and drains through w->notifier. */
 	pthread_mutex_lock(&notifier_lock);
 	TAILQ_REMOVE(&n->watches, w, link);
+	w->notifier = NULL;
 	if (--n->users == 0)
 		notifier_destroy_locked(n);
 	pthread_mutex_unlock(&notifier_lock);
