@@ -189,6 +189,12 @@ run up --lid 0xc000
 check "up --lid 0xc000 fails: multicast LIDs are refused" 'failed_cleanly "0xbfff"'
 run up --lid two
 check "up --lid two fails" 'failed_cleanly "LID"'
+run up --expected-count 12
+check "up --expected-count 12 fails: entries come in groups of 8" \
+	'failed_cleanly "multiple of 8"'
+run up --expected-count 4096
+check "up --expected-count 4096 fails: at most 2048" \
+	'failed_cleanly "2048"'
 run status
 check "status with nothing up says so" \
 	'[ "$RC" -eq 0 ] && [ "$OUT" = "no soft HFI devices" ]'
@@ -266,6 +272,10 @@ layout_ok()
 	value_is "$IB/board_id" "libhfi1 soft HFI" || ok=1
 	value_is "$IB/device/modalias" softhfi:hfi1_0 || ok=1
 	value_is "$IB/device/rundir" "$RUNDIR" || ok=1
+	value_is "$IB/softhfi/expected_count" 2048 || ok=1
+	value_is "$IB/softhfi/user_contexts" "$(nproc)" || ok=1
+	value_is "$IB/softhfi/cache_size_mb" 256 || ok=1
+	value_is "$IB/softhfi/contig_pages" 512 || ok=1
 	value_is "$IB/ports/1/lid" 0x1 || ok=1
 	value_is "$IB/ports/1/sm_lid" 0x1 || ok=1
 	value_is "$IB/ports/1/lid_mask_count" 0 || ok=1
