@@ -89,10 +89,23 @@ static void atfork_parent(void)
  * The child has no monitor or worker. It keeps the parent's notifier
  * object (contexts inherited from the parent still point at it and refuse
  * to work, see sctxt.c) but the next attach in the child starts afresh.
+ *
+ * It must not keep the parent's file descriptors: an open userfaultfd
+ * keeps the parent's ranges registered, and once the parent has stopped
+ * its notifier, the parent's munmap() of such a range would wait for a
+ * reader until the child closed the file or exited.
  */
 static void atfork_child(void)
 {
 	pthread_mutex_init(&notifier_lock, NULL);
+	if (notifier) {
+		close(notifier->uffd);
+		close(notifier->stop_fd);
+		close(notifier->kick_fd);
+		notifier->uffd = -1;
+		notifier->stop_fd = -1;
+		notifier->kick_fd = -1;
+	}
 }
 
 static void register_atfork(void)
