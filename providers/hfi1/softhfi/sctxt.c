@@ -137,6 +137,22 @@ struct softhfi_ctxt {
 
 /* Pages pinned by all soft contexts of the process: hfi1's pinned_vm. */
 static _Atomic uint64_t process_pinned_pages;
+static pthread_once_t atfork_once = PTHREAD_ONCE_INIT;
+
+/*
+ * A forked child has pinned nothing, as a new mm starts with no
+ * pinned_vm: the parent's pins stay the parent's (and are not released
+ * by the child, see sctxt_close()).
+ */
+static void atfork_child(void)
+{
+	atomic_store(&process_pinned_pages, 0);
+}
+
+static void register_atfork(void)
+{
+	pthread_atfork(NULL, NULL, atfork_child);
+}
 
 static struct softhfi_ctxt *to_sctxt(struct hfi1_drv *drv)
 {
@@ -928,6 +944,7 @@ struct hfi1_drv *softhfi_open(const struct softhfi_params *params)
 		errno = EINVAL;
 		return NULL;
 	}
+	pthread_once(&atfork_once, register_atfork);
 	ctx = calloc(1, sizeof(*ctx));
 	if (!ctx)
 		return NULL;
