@@ -989,10 +989,11 @@ err_free:
 
 /*
  * Check @tidinfo and the range against the entry, then queue one
- * READ_FIXED. io_uring resolves the slot when the request is submitted,
- * so holding ctx->lock over submission means the pages written are those
- * of the entry as checked, even if it is invalidated or freed meanwhile.
- * Returns 0 or a positive errno. Caller holds ctx->place_lock.
+ * READ_FIXED (none if @len is 0). io_uring resolves the slot when the
+ * request is submitted, so holding ctx->lock over submission means the
+ * pages written are those of the entry as checked, even if it is
+ * invalidated or freed meanwhile. Returns 0 or a positive errno. Caller
+ * holds ctx->place_lock.
  */
 static int submit_place(struct softhfi_ctxt *ctx, uint32_t tidinfo,
 			size_t offset, int fd, size_t len)
@@ -1024,6 +1025,8 @@ static int submit_place(struct softhfi_ctxt *ctx, uint32_t tidinfo,
 		err = EINVAL;
 		goto out;
 	}
+	if (!len)
+		goto out;
 	sqe = io_uring_get_sqe(&ctx->ring);
 	if (!sqe) {
 		err = EBUSY;
@@ -1053,6 +1056,9 @@ ssize_t softhfi_place(struct hfi1_drv *drv, uint32_t tidinfo, size_t offset,
 		return -1;
 	}
 	pthread_mutex_lock(&ctx->place_lock);
+	/* Nothing to move, but the entry and offset are checked all the same */
+	if (!len)
+		err = submit_place(ctx, tidinfo, offset, fd, 0);
 	while (placed < len) {
 		err = submit_place(ctx, tidinfo, offset + placed, fd,
 				   len - placed);
