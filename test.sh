@@ -1,7 +1,8 @@
 #!/bin/bash
 # Runs every test of libhfi1: the C unit tests, the bring-up tests and the
 # pyverbs tests on a private soft HFI, then the C unit tests again under
-# AddressSanitizer and UndefinedBehaviorSanitizer.
+# AddressSanitizer and UndefinedBehaviorSanitizer, then the soft HFI's
+# libFuzzer target for HFI1_FUZZ_SECONDS (60 by default).
 #
 #   sudo ./test.sh
 set -euo pipefail
@@ -22,3 +23,13 @@ echo "== ctest (build-asan: unit tests under ASan+UBSan)"
 ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
 	ctest --test-dir build-asan --output-on-failure --timeout 600 -L unit
+
+# libFuzzer over the soft HFI's ioctl entry: clang, its own build directory,
+# only the fuzz target. A crash or a broken invariant fails the test; the
+# reproducer is left in build-fuzz/tests/fuzz/fuzz_softhfi_ioctl/artifacts/.
+echo "== build (build-fuzz: libFuzzer, clang)"
+CC=clang cmake -S . -B build-fuzz -DHFI1_PYTHON=/usr/bin/python3 \
+	-DHFI1_FUZZ=ON -DHFI1_FUZZ_SECONDS="${HFI1_FUZZ_SECONDS:-60}" >/dev/null
+cmake --build build-fuzz -j"$(nproc)" --target fuzz_softhfi_ioctl
+echo "== ctest (build-fuzz: fuzz_softhfi_ioctl, ${HFI1_FUZZ_SECONDS:-60} s)"
+ctest --test-dir build-fuzz --output-on-failure -L fuzz

@@ -4,6 +4,7 @@ DEBIAN_PACKAGES=(
 	libibverbs-dev ibverbs-utils rdma-core python3-pyverbs
 	liburing-dev libfuse3-dev fuse3 libcmocka-dev
 	util-linux
+	clang libclang-rt-14-dev
 )
 
 as_root() {
