@@ -211,6 +211,31 @@ static int copy_to_user(uint64_t dst, const void *src, size_t len)
 	return 0;
 }
 
+/*
+ * Two copies to user memory in one system call, in this order; a fault in
+ * the first leaves the second undone, as two copy_to_user() in a row do.
+ */
+static int copy_to_user2(uint64_t dst1, const void *src1, size_t len1,
+			 uint64_t dst2, const void *src2, size_t len2)
+{
+	struct iovec local[2] = {
+		{ .iov_base = (void *)src1, .iov_len = len1 },
+		{ .iov_base = (void *)src2, .iov_len = len2 },
+	};
+	struct iovec remote[2] = {
+		{ .iov_base = (void *)(uintptr_t)dst1, .iov_len = len1 },
+		{ .iov_base = (void *)(uintptr_t)dst2, .iov_len = len2 },
+	};
+
+	if (!len1 || !len2)
+		return copy_to_user(dst1, src1, len1) ?:
+			       copy_to_user(dst2, src2, len2);
+	if (process_vm_writev(getpid(), local, 2, remote, 2, 0) !=
+	    (ssize_t)(len1 + len2))
+		return EFAULT;
+	return 0;
+}
+
 static bool has_cap_ipc_lock(void)
 {
 	struct __user_cap_header_struct hdr = {
@@ -604,13 +629,12 @@ static int tid_update(struct softhfi_ctxt *ctx, uint64_t uarg)
 	softhfi_notifier_drain_locked(&ctx->watch);
 	err = exp_rcv_setup_locked(ctx, &tinfo);
 	if (!err) {
-		err = copy_to_user(tinfo.tidlist, ctx->tidlist,
-				   sizeof(__u32) * tinfo.tidcnt);
-		if (!err)
-			err = copy_to_user(
-				uarg + offsetof(struct hfi1_tid_info, tidcnt),
-				&tinfo.tidcnt,
-				sizeof(tinfo.tidcnt) + sizeof(tinfo.length));
+		err = copy_to_user2(
+			tinfo.tidlist, ctx->tidlist,
+			sizeof(__u32) * tinfo.tidcnt,
+			uarg + offsetof(struct hfi1_tid_info, tidcnt),
+			&tinfo.tidcnt,
+			sizeof(tinfo.tidcnt) + sizeof(tinfo.length));
 		if (err) {
 			for (i = 0; i < tinfo.tidcnt; i++)
 				release_entry_locked(
@@ -679,12 +703,10 @@ static int tid_inval_read(struct softhfi_ctxt *ctx, uint64_t uarg)
 	softhfi_notifier_drain_locked(&ctx->watch);
 	tinfo.tidcnt = ctx->invalid_tid_idx;
 	/* Written before the queue is emptied: EFAULT loses nothing. */
-	err = copy_to_user(tinfo.tidlist, ctx->invalid_tids,
-			   sizeof(__u32) * tinfo.tidcnt);
-	if (!err)
-		err = copy_to_user(
-			uarg + offsetof(struct hfi1_tid_info, tidcnt),
-			&tinfo.tidcnt, sizeof(tinfo.tidcnt));
+	err = copy_to_user2(tinfo.tidlist, ctx->invalid_tids,
+			    sizeof(__u32) * tinfo.tidcnt,
+			    uarg + offsetof(struct hfi1_tid_info, tidcnt),
+			    &tinfo.tidcnt, sizeof(tinfo.tidcnt));
 	if (!err && ctx->invalid_tid_idx) {
 		ctx->invalid_tid_idx = 0;
 		atomic_fetch_and((_Atomic __u64 *)ctx->drv.events,
