@@ -28,9 +28,10 @@
  *   madvise(MADV_DONTNEED/MADV_FREE); we invalidate on those too.
  * - ACK_EVENT never clears TID_MMU_NOTIFY while invalidations are queued,
  *   and a TID_INVAL_READ whose list cannot be written (EFAULT) keeps them.
- * - User pointers inside the structs are read and written with
- *   process_vm_readv/writev, so a bad one is EFAULT, as copy_from_user()
- *   makes it in the kernel, and never a crash.
+ * - User pointers inside the structs are read and written by the kernel's
+ *   own copy_from_user() and copy_to_user(), through a pipe (see
+ *   copy_from_user() below), so a bad one is EFAULT, as in hfi1, and never
+ *   a crash.
  *
  * The means: each entry's pages are an io_uring registered buffer in the
  * slot of the same number (long-term pins, charged to RLIMIT_MEMLOCK);
@@ -42,6 +43,7 @@
  * pinned for DMA are copied for the child at fork and never shared.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -133,6 +135,15 @@ struct softhfi_ctxt {
 	struct softhfi_watch watch;
 	bool watching;
 	void *event_page;
+
+	/*
+	 * The way to user memory (see copy_from_user()): a pipe, empty
+	 * between copies. uaccess_lock keeps a copy's write and read
+	 * together; it is taken last, under ctx->lock or alone.
+	 */
+	pthread_mutex_t uaccess_lock;
+	int uaccess_pipe[2];
+	size_t uaccess_chunk; /* what the empty pipe takes in one write */
 };
 
 /* Pages pinned by all soft contexts of the process: hfi1's pinned_vm. */
@@ -183,57 +194,104 @@ static int tid_to_rcventry(const struct softhfi_ctxt *ctx, uint32_t tidinfo)
 	return rcventry;
 }
 
-static int copy_from_user(void *dst, uint64_t src, size_t len)
+/* Empty the pipe after a copy that faulted half-way. */
+static void uaccess_drain(struct softhfi_ctxt *ctx)
 {
-	struct iovec local = { .iov_base = dst, .iov_len = len };
-	struct iovec remote = { .iov_base = (void *)(uintptr_t)src,
-				.iov_len = len };
+	char sink[256];
 
-	if (!len)
-		return 0;
-	if (process_vm_readv(getpid(), &local, 1, &remote, 1, 0) !=
-	    (ssize_t)len)
-		return EFAULT;
-	return 0;
-}
-
-static int copy_to_user(uint64_t dst, const void *src, size_t len)
-{
-	struct iovec local = { .iov_base = (void *)src, .iov_len = len };
-	struct iovec remote = { .iov_base = (void *)(uintptr_t)dst,
-				.iov_len = len };
-
-	if (!len)
-		return 0;
-	if (process_vm_writev(getpid(), &local, 1, &remote, 1, 0) !=
-	    (ssize_t)len)
-		return EFAULT;
-	return 0;
+	while (read(ctx->uaccess_pipe[0], sink, sizeof(sink)) > 0)
+		;
 }
 
 /*
- * Two copies to user memory in one system call, in this order; a fault in
- * the first leaves the second undone, as two copy_to_user() in a row do.
+ * User memory is reached as hfi1 reaches it: write(2) from a user address
+ * into a pipe is the kernel's copy_from_user(), read(2) from it into a
+ * user address is copy_to_user(). A bad address is EFAULT, never a crash,
+ * with the same checks (no FOLL_FORCE: PROT_NONE memory cannot be read,
+ * nor read-only memory written). Two plain system calls cost about half
+ * of one process_vm_readv(), which pins the pages of the "remote" mm.
  */
-static int copy_to_user2(uint64_t dst1, const void *src1, size_t len1,
-			 uint64_t dst2, const void *src2, size_t len2)
+static int copy_from_user(struct softhfi_ctxt *ctx, void *dst, uint64_t src,
+			  size_t len)
 {
-	struct iovec local[2] = {
+	int err = 0;
+
+	pthread_mutex_lock(&ctx->uaccess_lock);
+	while (len) {
+		size_t n = len < ctx->uaccess_chunk ? len : ctx->uaccess_chunk;
+
+		if (write(ctx->uaccess_pipe[1], (void *)(uintptr_t)src, n) !=
+			    (ssize_t)n ||
+		    read(ctx->uaccess_pipe[0], dst, n) != (ssize_t)n) {
+			uaccess_drain(ctx);
+			err = EFAULT;
+			break;
+		}
+		dst = (char *)dst + n;
+		src += n;
+		len -= n;
+	}
+	pthread_mutex_unlock(&ctx->uaccess_lock);
+	return err;
+}
+
+static int copy_to_user(struct softhfi_ctxt *ctx, uint64_t dst, const void *src,
+			size_t len)
+{
+	int err = 0;
+
+	pthread_mutex_lock(&ctx->uaccess_lock);
+	while (len) {
+		size_t n = len < ctx->uaccess_chunk ? len : ctx->uaccess_chunk;
+
+		if (write(ctx->uaccess_pipe[1], src, n) != (ssize_t)n ||
+		    read(ctx->uaccess_pipe[0], (void *)(uintptr_t)dst, n) !=
+			    (ssize_t)n) {
+			uaccess_drain(ctx);
+			err = EFAULT;
+			break;
+		}
+		src = (const char *)src + n;
+		dst += n;
+		len -= n;
+	}
+	pthread_mutex_unlock(&ctx->uaccess_lock);
+	return err;
+}
+
+/*
+ * Two copies to user memory, in this order; a fault in the first leaves
+ * the second undone, as two copy_to_user() in a row do. One write and one
+ * read when both fit in the pipe at once.
+ */
+static int copy_to_user2(struct softhfi_ctxt *ctx, uint64_t dst1,
+			 const void *src1, size_t len1, uint64_t dst2,
+			 const void *src2, size_t len2)
+{
+	struct iovec ours[2] = {
 		{ .iov_base = (void *)src1, .iov_len = len1 },
 		{ .iov_base = (void *)src2, .iov_len = len2 },
 	};
-	struct iovec remote[2] = {
+	struct iovec user[2] = {
 		{ .iov_base = (void *)(uintptr_t)dst1, .iov_len = len1 },
 		{ .iov_base = (void *)(uintptr_t)dst2, .iov_len = len2 },
 	};
+	ssize_t total = len1 + len2;
+	int err = 0;
 
-	if (!len1 || !len2)
-		return copy_to_user(dst1, src1, len1) ?:
-			       copy_to_user(dst2, src2, len2);
-	if (process_vm_writev(getpid(), local, 2, remote, 2, 0) !=
-	    (ssize_t)(len1 + len2))
-		return EFAULT;
-	return 0;
+	if (len1 + len2 > ctx->uaccess_chunk)
+		return copy_to_user(ctx, dst1, src1, len1) ?:
+			       copy_to_user(ctx, dst2, src2, len2);
+	if (!total)
+		return 0;
+	pthread_mutex_lock(&ctx->uaccess_lock);
+	if (writev(ctx->uaccess_pipe[1], ours, 2) != total ||
+	    readv(ctx->uaccess_pipe[0], user, 2) != total) {
+		uaccess_drain(ctx);
+		err = EFAULT;
+	}
+	pthread_mutex_unlock(&ctx->uaccess_lock);
+	return err;
 }
 
 static bool has_cap_ipc_lock(void)
@@ -621,7 +679,7 @@ static int tid_update(struct softhfi_ctxt *ctx, uint64_t uarg)
 	unsigned int i;
 	int err;
 
-	err = copy_from_user(&tinfo, uarg, sizeof(tinfo));
+	err = copy_from_user(ctx, &tinfo, uarg, sizeof(tinfo));
 	if (err)
 		return err;
 
@@ -630,7 +688,7 @@ static int tid_update(struct softhfi_ctxt *ctx, uint64_t uarg)
 	err = exp_rcv_setup_locked(ctx, &tinfo);
 	if (!err) {
 		err = copy_to_user2(
-			tinfo.tidlist, ctx->tidlist,
+			ctx, tinfo.tidlist, ctx->tidlist,
 			sizeof(__u32) * tinfo.tidcnt,
 			uarg + offsetof(struct hfi1_tid_info, tidcnt),
 			&tinfo.tidcnt,
@@ -653,7 +711,7 @@ static int tid_free(struct softhfi_ctxt *ctx, uint64_t uarg)
 	unsigned int tididx;
 	int err, rcventry;
 
-	err = copy_from_user(&tinfo, uarg, sizeof(tinfo));
+	err = copy_from_user(ctx, &tinfo, uarg, sizeof(tinfo));
 	if (err)
 		return err;
 
@@ -662,7 +720,7 @@ static int tid_free(struct softhfi_ctxt *ctx, uint64_t uarg)
 		err = EINVAL;
 		goto out;
 	}
-	err = copy_from_user(ctx->tidlist, tinfo.tidlist,
+	err = copy_from_user(ctx, ctx->tidlist, tinfo.tidlist,
 			     sizeof(__u32) * tinfo.tidcnt);
 	if (err)
 		goto out;
@@ -683,7 +741,7 @@ static int tid_free(struct softhfi_ctxt *ctx, uint64_t uarg)
 	tinfo.tidcnt = tididx;
 	if (!err)
 		err = copy_to_user(
-			uarg + offsetof(struct hfi1_tid_info, tidcnt),
+			ctx, uarg + offsetof(struct hfi1_tid_info, tidcnt),
 			&tinfo.tidcnt, sizeof(tinfo.tidcnt));
 out:
 	pthread_mutex_unlock(&ctx->lock);
@@ -695,7 +753,7 @@ static int tid_inval_read(struct softhfi_ctxt *ctx, uint64_t uarg)
 	struct hfi1_tid_info tinfo;
 	int err;
 
-	err = copy_from_user(&tinfo, uarg, sizeof(tinfo));
+	err = copy_from_user(ctx, &tinfo, uarg, sizeof(tinfo));
 	if (err)
 		return err;
 
@@ -703,7 +761,7 @@ static int tid_inval_read(struct softhfi_ctxt *ctx, uint64_t uarg)
 	softhfi_notifier_drain_locked(&ctx->watch);
 	tinfo.tidcnt = ctx->invalid_tid_idx;
 	/* Written before the queue is emptied: EFAULT loses nothing. */
-	err = copy_to_user2(tinfo.tidlist, ctx->invalid_tids,
+	err = copy_to_user2(ctx, tinfo.tidlist, ctx->invalid_tids,
 			    sizeof(__u32) * tinfo.tidcnt,
 			    uarg + offsetof(struct hfi1_tid_info, tidcnt),
 			    &tinfo.tidcnt, sizeof(tinfo.tidcnt));
@@ -722,7 +780,7 @@ static int ack_event(struct softhfi_ctxt *ctx, uint64_t uarg)
 	__u64 clear = 0;
 	int err, bit;
 
-	err = copy_from_user(&events, uarg, sizeof(events));
+	err = copy_from_user(ctx, &events, uarg, sizeof(events));
 	if (err)
 		return err;
 	for (bit = 0; bit <= _HFI1_MAX_EVENT_BIT; bit++)
@@ -781,7 +839,7 @@ static int assign_ctxt(struct softhfi_ctxt *ctx, uint64_t uarg)
 	struct hfi1_user_info uinfo;
 	int err;
 
-	err = copy_from_user(&uinfo, uarg, sizeof(uinfo));
+	err = copy_from_user(ctx, &uinfo, uarg, sizeof(uinfo));
 	if (err)
 		return err;
 	if (ctx->assigned)
@@ -832,7 +890,7 @@ static int ctxt_info(struct softhfi_ctxt *ctx, uint64_t uarg)
 		.rec_cpu = 0xffff,
 	};
 
-	return copy_to_user(uarg, &info, sizeof(info));
+	return copy_to_user(ctx, uarg, &info, sizeof(info));
 }
 
 static int user_info(struct softhfi_ctxt *ctx, uint64_t uarg)
@@ -845,7 +903,7 @@ static int user_info(struct softhfi_ctxt *ctx, uint64_t uarg)
 		.events_bufbase = (uintptr_t)ctx->drv.events,
 	};
 
-	return copy_to_user(uarg, &info, sizeof(info));
+	return copy_to_user(ctx, uarg, &info, sizeof(info));
 }
 
 static int sctxt_ioctl(struct hfi1_drv *drv, unsigned long cmd, void *arg)
@@ -860,7 +918,7 @@ static int sctxt_ioctl(struct hfi1_drv *drv, unsigned long cmd, void *arg)
 		goto out;
 	}
 	if (cmd == HFI1_IOCTL_GET_VERS) {
-		err = copy_to_user(uarg, &vers, sizeof(vers));
+		err = copy_to_user(ctx, uarg, &vers, sizeof(vers));
 		goto out;
 	}
 	if (cmd == HFI1_IOCTL_ASSIGN_CTXT) {
@@ -921,6 +979,9 @@ static void sctxt_close(struct hfi1_drv *drv)
 	if (ctx->assigned)
 		free_tables(ctx);
 	munmap(ctx->event_page, ctx->page_size);
+	close(ctx->uaccess_pipe[0]);
+	close(ctx->uaccess_pipe[1]);
+	pthread_mutex_destroy(&ctx->uaccess_lock);
 	pthread_mutex_destroy(&ctx->place_lock);
 	pthread_mutex_destroy(&ctx->lock);
 	free(ctx);
@@ -960,7 +1021,7 @@ struct hfi1_drv *softhfi_open(const struct softhfi_params *params)
 	struct softhfi_ctxt *ctx;
 	size_t word;
 	int vers = 0;
-	int err;
+	int err, sz;
 
 	if (!params_valid(params)) {
 		errno = EINVAL;
@@ -976,13 +1037,22 @@ struct hfi1_drv *softhfi_open(const struct softhfi_params *params)
 	ctx->drv.ops = &sctxt_ops;
 	pthread_mutex_init(&ctx->lock, NULL);
 	pthread_mutex_init(&ctx->place_lock, NULL);
+	pthread_mutex_init(&ctx->uaccess_lock, NULL);
+
+	if (pipe2(ctx->uaccess_pipe, O_CLOEXEC | O_NONBLOCK)) {
+		err = errno;
+		goto err_free;
+	}
+	/* The pipe's capacity: a write that fits never comes back short. */
+	sz = fcntl(ctx->uaccess_pipe[1], F_GETPIPE_SZ);
+	ctx->uaccess_chunk = sz > 0 ? (size_t)sz : ctx->page_size;
 
 	ctx->event_page = mmap(NULL, ctx->page_size, PROT_READ | PROT_WRITE,
 			       MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 	if (ctx->event_page == MAP_FAILED) {
 		err = errno;
 		ctx->event_page = NULL;
-		goto err_free;
+		goto err_close_pipe;
 	}
 	/* hfi1's place for the word: by context, 8 subcontexts each. */
 	word = (params->ctxt * HFI1_MAX_SHARED_CTXTS) * sizeof(unsigned long);
@@ -1001,7 +1071,11 @@ struct hfi1_drv *softhfi_open(const struct softhfi_params *params)
 	}
 	return &ctx->drv;
 
+err_close_pipe:
+	close(ctx->uaccess_pipe[0]);
+	close(ctx->uaccess_pipe[1]);
 err_free:
+	pthread_mutex_destroy(&ctx->uaccess_lock);
 	pthread_mutex_destroy(&ctx->place_lock);
 	pthread_mutex_destroy(&ctx->lock);
 	free(ctx);
