@@ -29,9 +29,9 @@
  * - ACK_EVENT never clears TID_MMU_NOTIFY while invalidations are queued,
  *   and a TID_INVAL_READ whose list cannot be written (EFAULT) keeps them.
  * - User pointers inside the structs are read and written by the kernel's
- *   own copy_from_user() and copy_to_user(), through a pipe (see
- *   copy_from_user() below), so a bad one is EFAULT, as in hfi1, and never
- *   a crash.
+ *   own copy_from_user() and copy_to_user(), through a pipe and a memfd
+ *   (see copy_from_user() below), so a bad one is EFAULT, as in hfi1, and
+ *   never a crash.
  *
  * The means: each entry's pages are an io_uring registered buffer in the
  * slot of the same number (long-term pins, charged to RLIMIT_MEMLOCK);
@@ -69,6 +69,11 @@
 /* hfi1's KDETH QP prefix, which USER_INFO reports as bthqp. */
 #define SOFTHFI_KDETH_QP 0x80
 #define SOFTHFI_DEFAULT_CACHE_MB 256 /* hfi1's cache_size default */
+/* The memfd for copies out: a whole tidlist and the struct. */
+#define UACCESS_OUT_SIZE (16 * 1024)
+#ifndef MFD_NOEXEC_SEAL
+#define MFD_NOEXEC_SEAL 0x0008U
+#endif
 
 struct soft_group {
 	unsigned int base; /* first entry of the group */
@@ -138,12 +143,18 @@ struct softhfi_ctxt {
 
 	/*
 	 * The way to user memory (see copy_from_user()): a pipe, empty
-	 * between copies. uaccess_lock keeps a copy's write and read
-	 * together; it is taken last, under ctx->lock or alone.
+	 * between copies, and a memfd for copies out. uaccess_lock keeps a
+	 * copy's steps together; it is taken last, under ctx->lock or alone.
 	 */
 	pthread_mutex_t uaccess_lock;
 	int uaccess_pipe[2];
 	size_t uaccess_chunk; /* what the empty pipe takes in one write */
+	/*
+	 * Copies out: our shared mapping of a memfd (see copy_to_user()).
+	 * NULL if it could not be set up; they use the pipe then.
+	 */
+	char *uaccess_out;
+	int uaccess_memfd;
 };
 
 /* Pages pinned by all soft contexts of the process: hfi1's pinned_vm. */
@@ -235,12 +246,9 @@ static int copy_from_user(struct softhfi_ctxt *ctx, void *dst, uint64_t src,
 	return err;
 }
 
-static int copy_to_user(struct softhfi_ctxt *ctx, uint64_t dst, const void *src,
-			size_t len)
+static int copy_to_user_pipe(struct softhfi_ctxt *ctx, uint64_t dst,
+			     const void *src, size_t len)
 {
-	int err = 0;
-
-	pthread_mutex_lock(&ctx->uaccess_lock);
 	while (len) {
 		size_t n = len < ctx->uaccess_chunk ? len : ctx->uaccess_chunk;
 
@@ -248,6 +256,35 @@ static int copy_to_user(struct softhfi_ctxt *ctx, uint64_t dst, const void *src,
 		    read(ctx->uaccess_pipe[0], (void *)(uintptr_t)dst, n) !=
 			    (ssize_t)n) {
 			uaccess_drain(ctx);
+			return EFAULT;
+		}
+		src = (const char *)src + n;
+		dst += n;
+		len -= n;
+	}
+	return 0;
+}
+
+/*
+ * Copies out need one system call: what we store in uaccess_out, pread(2)
+ * from the memfd behind it writes with copy_to_user(), checks included.
+ */
+static int copy_to_user(struct softhfi_ctxt *ctx, uint64_t dst, const void *src,
+			size_t len)
+{
+	int err = 0;
+
+	pthread_mutex_lock(&ctx->uaccess_lock);
+	if (!ctx->uaccess_out) {
+		err = copy_to_user_pipe(ctx, dst, src, len);
+		goto out;
+	}
+	while (len) {
+		size_t n = len < UACCESS_OUT_SIZE ? len : UACCESS_OUT_SIZE;
+
+		memcpy(ctx->uaccess_out, src, n);
+		if (pread(ctx->uaccess_memfd, (void *)(uintptr_t)dst, n, 0) !=
+		    (ssize_t)n) {
 			err = EFAULT;
 			break;
 		}
@@ -255,6 +292,7 @@ static int copy_to_user(struct softhfi_ctxt *ctx, uint64_t dst, const void *src,
 		dst += n;
 		len -= n;
 	}
+out:
 	pthread_mutex_unlock(&ctx->uaccess_lock);
 	return err;
 }
@@ -279,19 +317,72 @@ static int copy_to_user2(struct softhfi_ctxt *ctx, uint64_t dst1,
 	ssize_t total = len1 + len2;
 	int err = 0;
 
-	if (len1 + len2 > ctx->uaccess_chunk)
+	if (len1 + len2 >
+	    (ctx->uaccess_out ? UACCESS_OUT_SIZE : ctx->uaccess_chunk))
 		return copy_to_user(ctx, dst1, src1, len1) ?:
 			       copy_to_user(ctx, dst2, src2, len2);
 	if (!total)
 		return 0;
 	pthread_mutex_lock(&ctx->uaccess_lock);
-	if (writev(ctx->uaccess_pipe[1], ours, 2) != total ||
-	    readv(ctx->uaccess_pipe[0], user, 2) != total) {
+	if (ctx->uaccess_out) {
+		memcpy(ctx->uaccess_out, src1, len1);
+		memcpy(ctx->uaccess_out + len1, src2, len2);
+		if (preadv(ctx->uaccess_memfd, user, 2, 0) != total)
+			err = EFAULT;
+	} else if (writev(ctx->uaccess_pipe[1], ours, 2) != total ||
+		   readv(ctx->uaccess_pipe[0], user, 2) != total) {
 		uaccess_drain(ctx);
 		err = EFAULT;
 	}
 	pthread_mutex_unlock(&ctx->uaccess_lock);
 	return err;
+}
+
+/*
+ * Set up the memfd for copies out. Giving a file its size is subject to
+ * RLIMIT_FSIZE (past it, SIGXFSZ): below our size, and wherever memfds
+ * are refused, copies out keep to the pipe. Reading is never limited.
+ */
+static void uaccess_out_init(struct softhfi_ctxt *ctx)
+{
+	struct rlimit rl;
+	void *map;
+	int fd;
+
+	ctx->uaccess_memfd = -1;
+	if (getrlimit(RLIMIT_FSIZE, &rl) ||
+	    (rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur < UACCESS_OUT_SIZE))
+		return;
+	/* vm.memfd_noexec may insist on NOEXEC_SEAL, older kernels lack it. */
+	fd = memfd_create("softhfi-uaccess",
+			  MFD_CLOEXEC | MFD_ALLOW_SEALING | MFD_NOEXEC_SEAL);
+	if (fd < 0 && errno == EINVAL)
+		fd = memfd_create("softhfi-uaccess",
+				  MFD_CLOEXEC | MFD_ALLOW_SEALING);
+	if (fd < 0)
+		return;
+	/* Sealed at its size: our mapping of it can never SIGBUS. */
+	if (ftruncate(fd, UACCESS_OUT_SIZE) ||
+	    fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL))
+		goto err_close;
+	map = mmap(NULL, UACCESS_OUT_SIZE, PROT_READ | PROT_WRITE, MAP_SHARED,
+		   fd, 0);
+	if (map == MAP_FAILED)
+		goto err_close;
+	ctx->uaccess_out = map;
+	ctx->uaccess_memfd = fd;
+	return;
+
+err_close:
+	close(fd);
+}
+
+static void uaccess_out_fini(struct softhfi_ctxt *ctx)
+{
+	if (!ctx->uaccess_out)
+		return;
+	munmap(ctx->uaccess_out, UACCESS_OUT_SIZE);
+	close(ctx->uaccess_memfd);
 }
 
 static bool has_cap_ipc_lock(void)
@@ -979,6 +1070,7 @@ static void sctxt_close(struct hfi1_drv *drv)
 	if (ctx->assigned)
 		free_tables(ctx);
 	munmap(ctx->event_page, ctx->page_size);
+	uaccess_out_fini(ctx);
 	close(ctx->uaccess_pipe[0]);
 	close(ctx->uaccess_pipe[1]);
 	pthread_mutex_destroy(&ctx->uaccess_lock);
@@ -1046,6 +1138,7 @@ struct hfi1_drv *softhfi_open(const struct softhfi_params *params)
 	/* The pipe's capacity: a write that fits never comes back short. */
 	sz = fcntl(ctx->uaccess_pipe[1], F_GETPIPE_SZ);
 	ctx->uaccess_chunk = sz > 0 ? (size_t)sz : ctx->page_size;
+	uaccess_out_init(ctx);
 
 	ctx->event_page = mmap(NULL, ctx->page_size, PROT_READ | PROT_WRITE,
 			       MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
@@ -1072,6 +1165,7 @@ struct hfi1_drv *softhfi_open(const struct softhfi_params *params)
 	return &ctx->drv;
 
 err_close_pipe:
+	uaccess_out_fini(ctx);
 	close(ctx->uaccess_pipe[0]);
 	close(ctx->uaccess_pipe[1]);
 err_free:
