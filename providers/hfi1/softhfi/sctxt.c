@@ -40,7 +40,8 @@
  *
  * A context belongs to the process that opened it. After fork() the child
  * sees EIO from every call; the parent's entries stay valid, because pages
- * pinned for DMA are copied for the child at fork and never shared.
+ * pinned for DMA are copied for the child at fork and never shared. The
+ * child is told apart without a system call: see sctxt_owned().
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -108,6 +109,7 @@ struct softhfi_ctxt {
 	struct hfi1_drv drv;
 	struct softhfi_params params;
 	pid_t owner;
+	_Atomic int *owner_mark; /* 1 in the owner, 0 in its children */
 	size_t page_size;
 	bool assigned;
 
@@ -180,6 +182,45 @@ static struct softhfi_ctxt *to_sctxt(struct hfi1_drv *drv)
 {
 	return (struct softhfi_ctxt *)((char *)drv -
 				       offsetof(struct softhfi_ctxt, drv));
+}
+
+/*
+ * Whether the caller is the process that opened @ctx. owner_mark lives in
+ * a MADV_WIPEONFORK page, which reads 0 in every process that got a copy
+ * of this address space (fork(), _Fork(), clone() without CLONE_VM,
+ * whether or not atfork handlers ran): one load instead of a getpid()
+ * system call on every command. A vfork() child shares the address space
+ * and passes, but may call nothing but _exit() and exec. Without
+ * MADV_WIPEONFORK (before Linux 4.14), getpid().
+ */
+static bool sctxt_owned(const struct softhfi_ctxt *ctx)
+{
+	if (ctx->owner_mark)
+		return atomic_load_explicit(ctx->owner_mark,
+					    memory_order_relaxed) == 1;
+	return ctx->owner == getpid();
+}
+
+/* Sets up owner_mark; without MADV_WIPEONFORK it stays NULL. */
+static void owner_mark_init(struct softhfi_ctxt *ctx)
+{
+	void *page = mmap(NULL, ctx->page_size, PROT_READ | PROT_WRITE,
+			  MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+
+	if (page == MAP_FAILED)
+		return;
+	if (madvise(page, ctx->page_size, MADV_WIPEONFORK)) {
+		munmap(page, ctx->page_size);
+		return;
+	}
+	ctx->owner_mark = page;
+	atomic_store(ctx->owner_mark, 1);
+}
+
+static void owner_mark_fini(struct softhfi_ctxt *ctx)
+{
+	if (ctx->owner_mark)
+		munmap(ctx->owner_mark, ctx->page_size);
 }
 
 static uint32_t create_tid(unsigned int rcventry, uint32_t npages)
@@ -1004,7 +1045,7 @@ static int sctxt_ioctl(struct hfi1_drv *drv, unsigned long cmd, void *arg)
 	int vers = HFI1_USER_SWVERSION;
 	int err;
 
-	if (ctx->owner != getpid()) {
+	if (!sctxt_owned(ctx)) {
 		err = EIO;
 		goto out;
 	}
@@ -1056,7 +1097,7 @@ out:
 static void sctxt_close(struct hfi1_drv *drv)
 {
 	struct softhfi_ctxt *ctx = to_sctxt(drv);
-	bool owner = ctx->owner == getpid();
+	bool owner = sctxt_owned(ctx);
 
 	if (ctx->watching && owner)
 		softhfi_notifier_detach(&ctx->watch);
@@ -1070,6 +1111,7 @@ static void sctxt_close(struct hfi1_drv *drv)
 	if (ctx->assigned)
 		free_tables(ctx);
 	munmap(ctx->event_page, ctx->page_size);
+	owner_mark_fini(ctx);
 	uaccess_out_fini(ctx);
 	close(ctx->uaccess_pipe[0]);
 	close(ctx->uaccess_pipe[1]);
@@ -1126,6 +1168,7 @@ struct hfi1_drv *softhfi_open(const struct softhfi_params *params)
 	ctx->params = *params;
 	ctx->owner = getpid();
 	ctx->page_size = sysconf(_SC_PAGESIZE);
+	owner_mark_init(ctx);
 	ctx->drv.ops = &sctxt_ops;
 	pthread_mutex_init(&ctx->lock, NULL);
 	pthread_mutex_init(&ctx->place_lock, NULL);
@@ -1169,6 +1212,7 @@ err_close_pipe:
 	close(ctx->uaccess_pipe[0]);
 	close(ctx->uaccess_pipe[1]);
 err_free:
+	owner_mark_fini(ctx);
 	pthread_mutex_destroy(&ctx->uaccess_lock);
 	pthread_mutex_destroy(&ctx->place_lock);
 	pthread_mutex_destroy(&ctx->lock);
@@ -1241,7 +1285,7 @@ ssize_t softhfi_place(struct hfi1_drv *drv, uint32_t tidinfo, size_t offset,
 	size_t placed = 0;
 	int err = 0, ret;
 
-	if (ctx->owner != getpid()) {
+	if (!sctxt_owned(ctx)) {
 		errno = EIO;
 		return -1;
 	}
@@ -1283,7 +1327,7 @@ void softhfi_get_stats(struct hfi1_drv *drv, struct softhfi_stats *stats)
 
 	memset(stats, 0, sizeof(*stats));
 	pthread_mutex_lock(&ctx->lock);
-	if (ctx->assigned && ctx->owner == getpid())
+	if (ctx->assigned && sctxt_owned(ctx))
 		softhfi_notifier_drain_locked(&ctx->watch);
 	stats->tids_used = ctx->tid_used;
 	stats->tids_invalid = ctx->tids_invalid;
