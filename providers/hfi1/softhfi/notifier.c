@@ -206,6 +206,9 @@ static void *worker_thread(void *arg)
 			pthread_mutex_lock(w->lock);
 			softhfi_notifier_drain_locked(w);
 			pthread_mutex_unlock(w->lock);
+			/* Under notifier_lock: detach waits for it. */
+			if (w->after_drain)
+				w->after_drain(w);
 		}
 		pthread_mutex_unlock(&notifier_lock);
 	}

@@ -36,6 +36,13 @@ typedef void (*softhfi_inval_fn)(struct softhfi_watch *w, uint64_t start,
 struct softhfi_watch {
 	pthread_mutex_t *lock; /* the owner's lock; drain runs under it */
 	softhfi_inval_fn invalidate;
+	/*
+	 * Optional: called by the worker after each of its drains, with
+	 * w->lock released, for slow work the drain left behind (it must
+	 * still never be needed for the drain's effects to be visible).
+	 * Detach waits for it to return.
+	 */
+	void (*after_drain)(struct softhfi_watch *w);
 	uint64_t cursor; /* next log sequence to consume, under lock */
 	TAILQ_ENTRY(softhfi_watch) link;
 	struct softhfi_notifier *notifier;

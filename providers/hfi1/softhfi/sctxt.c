@@ -18,10 +18,11 @@
  * - TID_FREE: CTRL 0 or 3, or an entry past expected_count, is EINVAL; an
  *   entry not programmed is EBADF. It stops at the first error.
  * - When memory behind an entry goes away the entry is invalidated at once
- *   (unpinned, takes no data) and its tidinfo queued; the queue going from
- *   empty to non-empty raises HFI1_EVENT_TID_MMU_NOTIFY. TID_INVAL_READ
- *   drains the queue and clears the bit; the entry is free only after
- *   TID_FREE.
+ *   (takes no data; its pin is dropped right after, see
+ *   invalidate_range_locked()) and its tidinfo queued; the queue going
+ *   from empty to non-empty raises HFI1_EVENT_TID_MMU_NOTIFY.
+ *   TID_INVAL_READ drains the queue and clears the bit; the entry is free
+ *   only after TID_FREE.
  *
  * Where the soft HFI differs, on purpose:
  * - hfi1 only acts on munmap (MMU_NOTIFY_UNMAP) and so misses
@@ -89,6 +90,7 @@ enum tid_state {
 	TID_ASSIGNED, /* taken by a TID_UPDATE, not yet pinned */
 	TID_PROGRAMMED, /* pinned, takes data */
 	TID_INVALIDATED, /* unpinned, waits for TID_FREE */
+	TID_UNPINNING, /* invalidated, its pin not yet dropped */
 };
 
 /* One RcvArray entry for expected receive. */
@@ -134,6 +136,16 @@ struct softhfi_ctxt {
 	struct pageset *psets; /* scratch for TID_UPDATE */
 	uint32_t *tidlist; /* scratch for TID_UPDATE and TID_FREE */
 	struct iovec *iovs; /* scratch for pinning */
+	/*
+	 * Entries invalidated whose pins are still to be dropped (see
+	 * invalidate_range_locked()), and how many the worker is dropping
+	 * outside the lock right now; `unpinned` is signalled when it is done.
+	 */
+	uint32_t *unpin_pending;
+	unsigned int unpin_pending_n;
+	unsigned int unpin_busy;
+	pthread_cond_t unpinned;
+	uint32_t *unpin_work; /* the worker's batch, only the worker's */
 
 	/* Serialises placements: the ring's submission and completion. */
 	pthread_mutex_t place_lock;
@@ -688,6 +700,61 @@ static int pin_entries_locked(struct softhfi_ctxt *ctx, unsigned int n)
 	return pinned;
 }
 
+/* Drop the pins of @n entries, neighbouring slots in one call. */
+static void unpin_entries(struct softhfi_ctxt *ctx, const uint32_t *slots,
+			  unsigned int n)
+{
+	unsigned int i, run;
+
+	for (i = 0; i < n; i += run) {
+		for (run = 1; i + run < n && slots[i + run] == slots[i] + run;
+		     run++)
+			;
+		pin_slots(ctx, slots[i], NULL, run);
+	}
+}
+
+/* The pins of @n entries are dropped. Caller holds ctx->lock. */
+static void unpin_done_locked(struct softhfi_ctxt *ctx, const uint32_t *slots,
+			      unsigned int n)
+{
+	unsigned int i;
+
+	for (i = 0; i < n; i++) {
+		struct soft_tid *tid = &ctx->tids[slots[i]];
+
+		account_pinned_locked(ctx, -(int64_t)tid->npages);
+		tid->state = TID_INVALIDATED;
+	}
+}
+
+/* Drop the pins still pending. Caller holds ctx->lock. */
+static void unpin_pending_locked(struct softhfi_ctxt *ctx)
+{
+	if (!ctx->unpin_pending_n)
+		return;
+	unpin_entries(ctx, ctx->unpin_pending, ctx->unpin_pending_n);
+	unpin_done_locked(ctx, ctx->unpin_pending, ctx->unpin_pending_n);
+	ctx->unpin_pending_n = 0;
+}
+
+/*
+ * Drop every pin that invalidations left, waiting for the worker's batch
+ * first: afterwards no entry is TID_UNPINNING. May release ctx->lock
+ * while it waits, so the caller must hold nothing in the scratch arrays.
+ * Returns whether there was anything to wait for or drop. Caller holds
+ * ctx->lock, in the owning process (a child has no worker to wait for).
+ */
+static bool unpin_settle_locked(struct softhfi_ctxt *ctx)
+{
+	bool any = ctx->unpin_busy || ctx->unpin_pending_n;
+
+	while (ctx->unpin_busy)
+		pthread_cond_wait(&ctx->unpinned, &ctx->lock);
+	unpin_pending_locked(ctx);
+	return any;
+}
+
 /*
  * hfi1_user_exp_rcv_setup(). Fills ctx->tidlist and @tinfo's tidcnt and
  * length. Returns 0 or a positive errno. Caller holds ctx->lock.
@@ -706,7 +773,9 @@ static int exp_rcv_setup_locked(struct softhfi_ctxt *ctx,
 	npages = (tinfo->length + ctx->page_size - 1) / ctx->page_size;
 	if (npages > ctx->params.expected_count)
 		return EINVAL;
-	if (!can_pin_locked(ctx, npages))
+	/* Pages of invalidated entries count until their pins are dropped. */
+	if (!can_pin_locked(ctx, npages) &&
+	    (!unpin_settle_locked(ctx) || !can_pin_locked(ctx, npages)))
 		return ENOMEM;
 
 	/* Watch before pinning, so that no unmapping slips between. */
@@ -764,6 +833,16 @@ static int exp_rcv_setup_locked(struct softhfi_ctxt *ctx,
 /*
  * The notifier's callback: invalidate every programmed entry that
  * overlaps [start, end). Caller (the drain) holds ctx->lock.
+ *
+ * An entry is invalidated, queued and the event raised here; its pin is
+ * dropped later (unpin_pending), by the notifier's worker outside
+ * ctx->lock (sctxt_after_drain()), or by whoever needs it dropped first
+ * (unpin_settle_locked()). Dropping a pin can take tens of microseconds
+ * (io_uring may free the pages), and neither the event nor
+ * TID_INVAL_READ has to wait for it. No data lands in an entry from the
+ * moment it is invalidated: placement checks the state under ctx->lock.
+ * The pages count as pinned until the pin is dropped, which TID_FREE,
+ * the stats and a TID_UPDATE that the pin limit would refuse wait for.
  */
 static void invalidate_range_locked(struct softhfi_watch *w, uint64_t start,
 				    uint64_t end,
@@ -787,9 +866,8 @@ static void invalidate_range_locked(struct softhfi_watch *w, uint64_t start,
 			continue;
 
 		/* No more data lands here from now on. */
-		pin_slots(ctx, i, NULL, 1);
-		account_pinned_locked(ctx, -(int64_t)tid->npages);
-		tid->state = TID_INVALIDATED;
+		tid->state = TID_UNPINNING;
+		ctx->unpin_pending[ctx->unpin_pending_n++] = i;
 		ctx->tids_invalid++;
 		ctx->invalidations++;
 
@@ -803,6 +881,36 @@ static void invalidate_range_locked(struct softhfi_watch *w, uint64_t start,
 			ctx->invalid_tid_idx++;
 		}
 	}
+}
+
+/*
+ * The worker, after applying events: drop the pins invalidations left,
+ * outside ctx->lock. The entries stay TID_UNPINNING meanwhile, so no one
+ * frees or reuses their slots (TID_FREE waits for `unpinned`).
+ */
+static void sctxt_after_drain(struct softhfi_watch *w)
+{
+	struct softhfi_ctxt *ctx =
+		(struct softhfi_ctxt *)((char *)w -
+					offsetof(struct softhfi_ctxt, watch));
+	unsigned int n;
+
+	pthread_mutex_lock(&ctx->lock);
+	n = ctx->unpin_pending_n;
+	memcpy(ctx->unpin_work, ctx->unpin_pending, n * sizeof(uint32_t));
+	ctx->unpin_pending_n = 0;
+	ctx->unpin_busy = n;
+	pthread_mutex_unlock(&ctx->lock);
+	if (!n)
+		return;
+
+	unpin_entries(ctx, ctx->unpin_work, n);
+
+	pthread_mutex_lock(&ctx->lock);
+	unpin_done_locked(ctx, ctx->unpin_work, n);
+	ctx->unpin_busy = 0;
+	pthread_cond_broadcast(&ctx->unpinned);
+	pthread_mutex_unlock(&ctx->lock);
 }
 
 static int tid_update(struct softhfi_ctxt *ctx, uint64_t uarg)
@@ -848,6 +956,8 @@ static int tid_free(struct softhfi_ctxt *ctx, uint64_t uarg)
 		return err;
 
 	pthread_mutex_lock(&ctx->lock);
+	/* An entry's slot is not freed before its pin is dropped. */
+	unpin_settle_locked(ctx);
 	if (tinfo.tidcnt > ctx->tid_used) {
 		err = EINVAL;
 		goto out;
@@ -857,6 +967,7 @@ static int tid_free(struct softhfi_ctxt *ctx, uint64_t uarg)
 	if (err)
 		goto out;
 	softhfi_notifier_drain_locked(&ctx->watch);
+	unpin_pending_locked(ctx);
 	for (tididx = 0; tididx < tinfo.tidcnt; tididx++) {
 		rcventry = tid_to_rcventry(ctx, ctx->tidlist[tididx]);
 		if (rcventry < 0) {
@@ -937,6 +1048,8 @@ static void free_tables(struct softhfi_ctxt *ctx)
 	free(ctx->psets);
 	free(ctx->tidlist);
 	free(ctx->iovs);
+	free(ctx->unpin_pending);
+	free(ctx->unpin_work);
 }
 
 static int alloc_tables(struct softhfi_ctxt *ctx)
@@ -949,8 +1062,11 @@ static int alloc_tables(struct softhfi_ctxt *ctx)
 	ctx->psets = calloc(n, sizeof(*ctx->psets));
 	ctx->tidlist = calloc(n, sizeof(*ctx->tidlist));
 	ctx->iovs = calloc(n, sizeof(*ctx->iovs));
+	ctx->unpin_pending = calloc(n, sizeof(*ctx->unpin_pending));
+	ctx->unpin_work = calloc(n, sizeof(*ctx->unpin_work));
 	if (!ctx->tids || !ctx->groups || !ctx->invalid_tids || !ctx->psets ||
-	    !ctx->tidlist || !ctx->iovs) {
+	    !ctx->tidlist || !ctx->iovs || !ctx->unpin_pending ||
+	    !ctx->unpin_work) {
 		free_tables(ctx);
 		return ENOMEM;
 	}
@@ -995,6 +1111,7 @@ static int assign_ctxt(struct softhfi_ctxt *ctx, uint64_t uarg)
 		goto err_exit_ring;
 	ctx->watch.lock = &ctx->lock;
 	ctx->watch.invalidate = invalidate_range_locked;
+	ctx->watch.after_drain = sctxt_after_drain;
 	err = softhfi_notifier_attach(&ctx->watch);
 	if (err)
 		goto err_exit_ring;
@@ -1116,6 +1233,7 @@ static void sctxt_close(struct hfi1_drv *drv)
 	close(ctx->uaccess_pipe[0]);
 	close(ctx->uaccess_pipe[1]);
 	pthread_mutex_destroy(&ctx->uaccess_lock);
+	pthread_cond_destroy(&ctx->unpinned);
 	pthread_mutex_destroy(&ctx->place_lock);
 	pthread_mutex_destroy(&ctx->lock);
 	free(ctx);
@@ -1173,6 +1291,7 @@ struct hfi1_drv *softhfi_open(const struct softhfi_params *params)
 	pthread_mutex_init(&ctx->lock, NULL);
 	pthread_mutex_init(&ctx->place_lock, NULL);
 	pthread_mutex_init(&ctx->uaccess_lock, NULL);
+	pthread_cond_init(&ctx->unpinned, NULL);
 
 	if (pipe2(ctx->uaccess_pipe, O_CLOEXEC | O_NONBLOCK)) {
 		err = errno;
@@ -1214,6 +1333,7 @@ err_close_pipe:
 err_free:
 	owner_mark_fini(ctx);
 	pthread_mutex_destroy(&ctx->uaccess_lock);
+	pthread_cond_destroy(&ctx->unpinned);
 	pthread_mutex_destroy(&ctx->place_lock);
 	pthread_mutex_destroy(&ctx->lock);
 	free(ctx);
@@ -1249,7 +1369,7 @@ static int submit_place(struct softhfi_ctxt *ctx, uint32_t tidinfo,
 		err = EBADF;
 		goto out;
 	}
-	if (tid->state == TID_INVALIDATED) {
+	if (tid->state == TID_INVALIDATED || tid->state == TID_UNPINNING) {
 		err = ESTALE;
 		goto out;
 	}
@@ -1327,8 +1447,11 @@ void softhfi_get_stats(struct hfi1_drv *drv, struct softhfi_stats *stats)
 
 	memset(stats, 0, sizeof(*stats));
 	pthread_mutex_lock(&ctx->lock);
-	if (ctx->assigned && sctxt_owned(ctx))
+	if (ctx->assigned && sctxt_owned(ctx)) {
 		softhfi_notifier_drain_locked(&ctx->watch);
+		/* Invalidated pages no longer count once the event is seen. */
+		unpin_settle_locked(ctx);
+	}
 	stats->tids_used = ctx->tid_used;
 	stats->tids_invalid = ctx->tids_invalid;
 	stats->inval_queued = ctx->invalid_tid_idx;
