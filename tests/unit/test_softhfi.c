@@ -494,6 +494,11 @@ static void test_inval_read_efault_keeps_queue(void **state)
 		hfi1_drv_ioctl(f->drv, HFI1_IOCTL_TID_INVAL_READ, &inval), 0);
 	assert_int_equal(inval.tidcnt, 1);
 	assert_int_equal(queued[0], f->tids[0]);
+	/* Nothing queued: nothing is written to the list, however bad. */
+	inval.tidlist = 0x8000000000000000ULL;
+	assert_int_equal(
+		hfi1_drv_ioctl(f->drv, HFI1_IOCTL_TID_INVAL_READ, &inval), 0);
+	assert_int_equal(inval.tidcnt, 0);
 	assert_int_equal(tid_free(f, f->tids, 1, NULL), 0);
 }
 

@@ -370,12 +370,15 @@ static int copy_to_user2(struct softhfi_ctxt *ctx, uint64_t dst1,
 	ssize_t total = len1 + len2;
 	int err = 0;
 
-	if (len1 + len2 >
-	    (ctx->uaccess_out ? UACCESS_OUT_SIZE : ctx->uaccess_chunk))
+	/*
+	 * An empty part touches nothing, as copy_to_user() of 0 bytes: the
+	 * kernel would refuse its address in an iovec even for 0 bytes.
+	 */
+	if (!len1 || !len2 ||
+	    len1 + len2 >
+		    (ctx->uaccess_out ? UACCESS_OUT_SIZE : ctx->uaccess_chunk))
 		return copy_to_user(ctx, dst1, src1, len1) ?:
 			       copy_to_user(ctx, dst2, src2, len2);
-	if (!total)
-		return 0;
 	pthread_mutex_lock(&ctx->uaccess_lock);
 	if (ctx->uaccess_out) {
 		memcpy(ctx->uaccess_out, src1, len1);
