@@ -18,38 +18,12 @@ set -u
 HERE=$(cd -- "$(dirname -- "${BASH_SOURCE[0]}")" && pwd)
 HFI1_SOFT=$(readlink -f -- "${1:-$HERE/../build/bin/hfi1-soft}")
 DEVDIR=/dev/infiniband
-PASSED=0
-FAILED=0
+
+# shellcheck source=lib/checks.sh
+. "$HERE/lib/checks.sh"
 
 # The tests bring up their own devices.
 unset SYSFS_PATH RDMAV_DRIVERS
-
-pass()
-{
-	echo "PASS: $*"
-	PASSED=$((PASSED + 1))
-}
-
-fail()
-{
-	echo "FAIL: $*"
-	FAILED=$((FAILED + 1))
-}
-
-skip()
-{
-	echo "SKIP: $*"
-}
-
-# check DESCRIPTION EXPRESSION: pass if the shell expression succeeds.
-check()
-{
-	if eval "$2"; then
-		pass "$1"
-	else
-		fail "$1"
-	fi
-}
 
 # run ARGS...: run hfi1-soft; sets OUT, ERR and RC.
 run()

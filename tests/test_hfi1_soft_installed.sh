@@ -31,23 +31,12 @@ BUILD=$(cd -- "${1:?usage: $0 BUILD_DIR [SOURCE_DIR]}" && pwd -P) || exit 1
 SRC=$(cd -- "${2:-$(dirname -- "${BASH_SOURCE[0]}")/..}" && pwd -P) || exit 1
 BINDIR=${HFI1_INSTALL_BINDIR:-bin}
 DEVDIR=/dev/infiniband
-PASSED=0
-FAILED=0
+
+# shellcheck source=lib/checks.sh
+. "$SRC/tests/lib/checks.sh"
 
 # This test brings up its own device.
 unset SYSFS_PATH RDMAV_DRIVERS
-
-pass()
-{
-	echo "PASS: $*"
-	PASSED=$((PASSED + 1))
-}
-
-fail()
-{
-	echo "FAIL: $*"
-	FAILED=$((FAILED + 1))
-}
 
 skip_all()
 {
@@ -55,21 +44,6 @@ skip_all()
 	exit $SKIP
 }
 
-finish()
-{
-	echo "$PASSED passed, $FAILED failed"
-	[ "$FAILED" -eq 0 ]
-	exit
-}
-
-check()
-{
-	if eval "$2"; then
-		pass "$1"
-	else
-		fail "$1"
-	fi
-}
 
 # Show a command's output, indented, and fail.
 show()
