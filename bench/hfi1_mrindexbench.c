@@ -25,6 +25,7 @@
 #include <stdlib.h>
 #include <time.h>
 
+#include "bench_common.h"
 #include "mr_index.h"
 
 #define PG 4096ull
@@ -53,8 +54,7 @@ struct set {
 };
 
 struct opts {
-	bool json;
-	bool quick;
+	struct bench_args args;
 	unsigned int rounds;
 };
 
@@ -66,14 +66,6 @@ static uint64_t rnd(void)
 	rng_state ^= rng_state << 25;
 	rng_state ^= rng_state >> 27;
 	return rng_state * 0x2545f4914f6cdd1dull;
-}
-
-static uint64_t now_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ull + ts.tv_nsec;
 }
 
 static void die(const char *what)
@@ -145,7 +137,7 @@ static double batch(struct set *s, enum pattern p)
 	uint64_t t0, t1;
 	int i;
 
-	t0 = now_ns();
+	t0 = bench_now_ns();
 	for (i = 0; i < BATCH; i++) {
 		const struct query *q =
 			p == P_SAME ? same : &s->q[qpos++ % NQUERY];
@@ -155,68 +147,21 @@ static double batch(struct set *s, enum pattern p)
 		if (!hit)
 			die("a lookup missed");
 	}
-	t1 = now_ns();
+	t1 = bench_now_ns();
 	__asm__ volatile("" : : "r"(sink));
 	return (double)(t1 - t0) / BATCH;
 }
 
-static int cmp_double(const void *a, const void *b)
-{
-	double x = *(const double *)a, y = *(const double *)b;
-
-	return x < y ? -1 : x > y;
-}
-
-static double median(double *v, size_t n)
-{
-	qsort(v, n, sizeof(*v), cmp_double);
-	return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
-}
-
-static void usage(FILE *f)
-{
-	fprintf(f,
-		"Usage: hfi1_mrindexbench [--quick] [--json] [--help]\n"
-		"Measures a hit in the MR cache's interval index at 10, 1k and "
-		"100k\n"
-		"cached entries: the same buffer again and again, and a random "
-		"one.\n"
-		"  --quick  few rounds (a smoke test; numbers mean little)\n"
-		"  --json   print one JSON object on stdout and nothing else\n"
-		"  --help   this text\n");
-}
-
 static void parse_args(int argc, char **argv, struct opts *o)
 {
-	static const struct option longopts[] = {
-		{ "json", no_argument, NULL, 'j' },
-		{ "quick", no_argument, NULL, 'q' },
-		{ "help", no_argument, NULL, 'h' },
-		{ 0 },
-	};
-	int c;
-
-	while ((c = getopt_long(argc, argv, "jqh", longopts, NULL)) != -1) {
-		switch (c) {
-		case 'j':
-			o->json = true;
-			break;
-		case 'q':
-			o->quick = true;
-			break;
-		case 'h':
-			usage(stdout);
-			exit(0);
-		default:
-			usage(stderr);
-			exit(2);
-		}
-	}
-	if (optind < argc) {
-		usage(stderr);
-		exit(2);
-	}
-	o->rounds = o->quick ? 20 : 4000;
+	bench_parse_args(
+		argc, argv,
+		"Measures a hit in the MR cache's interval index at 10, "
+		"1k and 100k\n"
+		"cached entries: the same buffer again and again, and a "
+		"random one.\n",
+		&o->args);
+	o->rounds = o->args.quick ? 20 : 4000;
 }
 
 int main(int argc, char **argv)
@@ -233,7 +178,7 @@ int main(int argc, char **argv)
 		build(&sets[i], sizes[i], o.rounds);
 
 	/* Warm up, then rounds: every index and pattern takes a turn. */
-	for (w = 0; w < (o.quick ? 2 : 200); w++)
+	for (w = 0; w < (o.args.quick ? 2 : 200); w++)
 		for (i = 0; i < NSIZES; i++)
 			for (p = 0; p < P_COUNT; p++)
 				batch(&sets[i], p);
@@ -244,15 +189,15 @@ int main(int argc, char **argv)
 					batch(&sets[i], p);
 	for (i = 0; i < NSIZES; i++)
 		for (p = 0; p < P_COUNT; p++)
-			sets[i].median[p] =
-				median(sets[i].samples[p], sets[i].nsamples[p]);
+			sets[i].median[p] = bench_median(sets[i].samples[p],
+							 sets[i].nsamples[p]);
 	for (p = 0; p < P_COUNT; p++)
 		ratio[p] = sets[NSIZES - 1].median[p] / sets[0].median[p];
 
-	if (o.json) {
+	if (o.args.json) {
 		printf("{\"tool\":\"hfi1_mrindexbench\",\"quick\":%s,"
 		       "\"batch\":%d,\"rounds\":%u,\"entries\":[",
-		       o.quick ? "true" : "false", BATCH, o.rounds);
+		       o.args.quick ? "true" : "false", BATCH, o.rounds);
 		for (i = 0; i < NSIZES; i++) {
 			printf("%s{\"n\":%zu,\"height\":%d", i ? "," : "",
 			       sets[i].n, sets[i].idx.root->height);
@@ -271,7 +216,7 @@ int main(int argc, char **argv)
 	} else {
 		printf("mr_index_find_covering, median ns per lookup "
 		       "(batches of %d, %u rounds%s)\n",
-		       BATCH, o.rounds, o.quick ? ", --quick" : "");
+		       BATCH, o.rounds, o.args.quick ? ", --quick" : "");
 		printf("%10s %7s %10s %10s\n", "entries", "height", "same",
 		       "random");
 		for (i = 0; i < NSIZES; i++)

@@ -32,6 +32,7 @@
 #include <sys/mman.h>
 #include <sys/uio.h>
 
+#include "bench_common.h"
 #include "softhfi.h"
 
 #define KIB (1024ul)
@@ -53,8 +54,7 @@ static const size_t event_sizes[] = { 64 * KIB, 1 * MIB };
 #define TARGET_EVENT_NS 100000.0
 
 struct bench_opts {
-	bool json;
-	bool quick;
+	struct bench_args args;
 	uint64_t budget_ns; /* per size and method */
 	unsigned int min_iters;
 	unsigned int event_samples;
@@ -96,14 +96,6 @@ struct bench {
 	size_t window; /* bytes one TID_UPDATE may take */
 	uint32_t *tids; /* expected_count words */
 };
-
-static uint64_t now_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ull + ts.tv_nsec;
-}
 
 static void die(const char *what, int err)
 {
@@ -301,16 +293,16 @@ static void bench_pairs(struct bench *b, size_t size, struct pair_result *res)
 
 		for (i = 0; i < M_COUNT; i++) {
 			enum method m = (round + i) % M_COUNT;
-			uint64_t turn_start = now_ns(), t0, t1;
+			uint64_t turn_start = bench_now_ns(), t0, t1;
 
 			if (s[m].total_ns >= b->opts.budget_ns &&
 			    s[m].n >= b->opts.min_iters)
 				continue;
 			done = false;
 			do {
-				t0 = now_ns();
+				t0 = bench_now_ns();
 				ret = run_once(b, m, buf, size);
-				t1 = now_ns();
+				t1 = bench_now_ns();
 				if (ret)
 					die(method_names[m], ret);
 				if (samples_add(&s[m], t1 - t0))
@@ -364,19 +356,19 @@ static void bench_event(struct bench *b, size_t size, struct event_result *res)
 		if (ntids < 0)
 			die("TID_UPDATE", -ntids);
 
-		t0 = now_ns();
+		t0 = bench_now_ns();
 		munmap(buf, size);
-		t1 = now_ns();
+		t1 = bench_now_ns();
 		while (!(atomic_load((_Atomic __u64 *)b->drv->events) &
 			 HFI1_EVENT_TID_MMU_NOTIFY)) {
-			if (now_ns() - t1 > 5000000000ull)
+			if (bench_now_ns() - t1 > 5000000000ull)
 				die("no TID_MMU_NOTIFY event after munmap",
 				    ETIMEDOUT);
 		}
-		t2 = now_ns();
+		t2 = bench_now_ns();
 		if (hfi1_drv_ioctl(b->drv, HFI1_IOCTL_TID_INVAL_READ, &ti))
 			die("TID_INVAL_READ", errno);
-		t3 = now_ns();
+		t3 = bench_now_ns();
 		lat[i] = t2 - t0;
 		unmap[i] = t1 - t0;
 		list[i] = t3 - t0;
@@ -524,7 +516,7 @@ static void print_json(const struct bench *b, const struct pair_result *pr,
 	       "\"page_size\":%zu,\"expected_count\":%u,"
 	       "\"buffer\":{\"align\":%lu,\"prefaulted\":true,"
 	       "\"thp\":\"MADV_NOHUGEPAGE\"},\"window_bytes\":%zu,",
-	       b->opts.quick ? "true" : "false", b->page_size,
+	       b->opts.args.quick ? "true" : "false", b->page_size,
 	       b->drv->ctxt_info.rcvtids, ALIGN_2M, b->window);
 	printf("\"pin_pairs\":{\"unit\":\"ns\",\"statistic\":\"median\","
 	       "\"results\":[");
@@ -569,50 +561,16 @@ static void print_json(const struct bench *b, const struct pair_result *pr,
 	       ev, TARGET_EVENT_NS, ev <= TARGET_EVENT_NS ? "true" : "false");
 }
 
-static void usage(FILE *f)
+static void parse_args(int argc, char **argv, struct bench_opts *o)
 {
-	fprintf(f,
-		"Usage: hfi1_tidbench [--quick] [--json] [--help]\n"
+	bench_parse_args(
+		argc, argv,
 		"Measures the soft HFI's TID_UPDATE+TID_FREE against raw io_uring\n"
 		"buffer register+unregister and mlock+munlock (sizes 4 KiB..64 "
 		"MiB),\n"
-		"and the latency from munmap() to HFI1_EVENT_TID_MMU_NOTIFY.\n"
-		"  --quick  few iterations (a smoke test; numbers mean little)\n"
-		"  --json   print one JSON object on stdout and nothing else\n"
-		"  --help   this text\n");
-}
-
-static void parse_args(int argc, char **argv, struct bench_opts *o)
-{
-	static const struct option longopts[] = {
-		{ "json", no_argument, NULL, 'j' },
-		{ "quick", no_argument, NULL, 'q' },
-		{ "help", no_argument, NULL, 'h' },
-		{ 0 },
-	};
-	int c;
-
-	while ((c = getopt_long(argc, argv, "jqh", longopts, NULL)) != -1) {
-		switch (c) {
-		case 'j':
-			o->json = true;
-			break;
-		case 'q':
-			o->quick = true;
-			break;
-		case 'h':
-			usage(stdout);
-			exit(0);
-		default:
-			usage(stderr);
-			exit(2);
-		}
-	}
-	if (optind < argc) {
-		usage(stderr);
-		exit(2);
-	}
-	if (o->quick) {
+		"and the latency from munmap() to HFI1_EVENT_TID_MMU_NOTIFY.\n",
+		&o->args);
+	if (o->args.quick) {
 		o->budget_ns = 2 * 1000 * 1000;
 		o->min_iters = 3;
 		o->event_samples = 20;
@@ -663,7 +621,7 @@ int main(int argc, char **argv)
 	for (i = 0; i < ner; i++)
 		bench_event(&b, event_sizes[i], &er[i]);
 
-	if (b.opts.json)
+	if (b.opts.args.json)
 		print_json(&b, pr, npr, er, ner);
 	else
 		print_text(&b, pr, npr, er, ner);

@@ -1,0 +1,77 @@
+// SPDX-License-Identifier: GPL-2.0 OR BSD-2-Clause
+/*
+ * What every benchmark of the tree shares (bench_common.h).
+ */
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <time.h>
+
+#include "bench_common.h"
+
+uint64_t bench_now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + ts.tv_nsec;
+}
+
+static void usage(FILE *f, const char *prog, const char *what)
+{
+	fprintf(f,
+		"Usage: %s [--quick] [--json] [--help]\n%s"
+		"  --quick  few iterations (a smoke test; numbers mean little)\n"
+		"  --json   print one JSON object on stdout and nothing else\n"
+		"  --help   this text\n",
+		prog, what);
+}
+
+void bench_parse_args(int argc, char **argv, const char *what,
+		      struct bench_args *args)
+{
+	static const struct option longopts[] = {
+		{ "json", no_argument, NULL, 'j' },
+		{ "quick", no_argument, NULL, 'q' },
+		{ "help", no_argument, NULL, 'h' },
+		{ 0 },
+	};
+	const char *prog = argv[0];
+	int c;
+
+	while ((c = getopt_long(argc, argv, "jqh", longopts, NULL)) != -1) {
+		switch (c) {
+		case 'j':
+			args->json = true;
+			break;
+		case 'q':
+			args->quick = true;
+			break;
+		case 'h':
+			usage(stdout, prog, what);
+			exit(0);
+		default:
+			usage(stderr, prog, what);
+			exit(2);
+		}
+	}
+	if (optind < argc) {
+		usage(stderr, prog, what);
+		exit(2);
+	}
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+	double x = *(const double *)a, y = *(const double *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+double bench_median(double *v, size_t n)
+{
+	if (!n)
+		return 0;
+	qsort(v, n, sizeof(*v), cmp_double);
+	return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
+}
