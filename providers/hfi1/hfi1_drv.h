@@ -10,6 +10,7 @@
 #ifndef HFI1_DRV_H
 #define HFI1_DRV_H
 
+#include <stdatomic.h>
 #include <stdint.h>
 #include <sys/types.h>
 #include <linux/types.h>
@@ -28,6 +29,16 @@ struct hfi1_drv_ops {
 	 */
 	int (*ioctl)(struct hfi1_drv *drv, unsigned long cmd, void *arg);
 	void (*close)(struct hfi1_drv *drv);
+	/*
+	 * Optional: bring the event word up to date before it is read. The
+	 * kernel's MMU notifier runs inside munmap(), so its event bits are
+	 * set by the time munmap() returns; a backend whose notifier runs in
+	 * another thread (the soft HFI) applies what is pending here, so
+	 * that hfi1_drv_events() sees every unmapping that returned before
+	 * it was called. Must be cheap when nothing is pending, and must not
+	 * take a lock then.
+	 */
+	void (*sync_events)(struct hfi1_drv *drv);
 };
 
 /* One assigned hfi1 user context. */
@@ -40,12 +51,31 @@ struct hfi1_drv {
 	 * by the driver; read it with an atomic load.
 	 */
 	volatile __u64 *events;
+	/*
+	 * An eventfd that becomes readable whenever the driver raises a bit
+	 * in *events (the caller reads it to re-arm), so that a thread can
+	 * sleep in poll() until then; -1 if the backend has none (the
+	 * kernel's, which has no such notification).
+	 */
+	int event_fd;
 };
 
 static inline int hfi1_drv_ioctl(struct hfi1_drv *drv, unsigned long cmd,
 				 void *arg)
 {
 	return drv->ops->ioctl(drv, cmd, arg);
+}
+
+/*
+ * The event word, up to date: every event bit for an unmapping that
+ * returned before this call is set (see sync_events). An acquire load.
+ */
+static inline __u64 hfi1_drv_events(struct hfi1_drv *drv)
+{
+	if (drv->ops->sync_events)
+		drv->ops->sync_events(drv);
+	return atomic_load_explicit((_Atomic __u64 *)drv->events,
+				    memory_order_acquire);
 }
 
 static inline void hfi1_drv_close(struct hfi1_drv *drv)

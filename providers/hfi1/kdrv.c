@@ -141,6 +141,8 @@ struct hfi1_drv *hfi1_kdrv_open(const char *path,
 		return NULL;
 	k->sys = sys ? sys : &real_sys;
 	k->drv.ops = &kdrv_ops;
+	/* The kernel raises event bits with no notification but the page. */
+	k->drv.event_fd = -1;
 	k->page_size = sysconf(_SC_PAGESIZE);
 
 	k->fd = k->sys->open(path, O_RDWR | O_CLOEXEC);

@@ -412,6 +412,10 @@ static void open_and_check(void)
 			  __ATOMIC_SEQ_CST);
 	assert_int_equal(__atomic_load_n(drv->events, __ATOMIC_ACQUIRE),
 			 WORD_PATTERN(idx) | HFI1_EVENT_TID_MMU_NOTIFY);
+	/* ... through hfi1_drv_events() too; the kernel has no event fd */
+	assert_int_equal(hfi1_drv_events(drv),
+			 WORD_PATTERN(idx) | HFI1_EVENT_TID_MMU_NOTIFY);
+	assert_int_equal(drv->event_fd, -1);
 
 	hfi1_drv_close(drv);
 	assert_int_equal(fake.closes, 1);

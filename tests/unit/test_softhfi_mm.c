@@ -573,6 +573,65 @@ static void test_remap_fixed_invalidates(void **state)
 	close_and_check_pins(f);
 }
 
+/*
+ * hfi1's MMU notifier runs inside munmap(): the event bit is set when
+ * munmap() returns. Ours runs in another thread, and hfi1_drv_events()
+ * makes up for it: right after munmap(), with no other call, it sees the
+ * bit, every time. The event fd is readable then too, and becomes
+ * readable by itself (the worker) when nobody calls in.
+ */
+static void test_events_sync(void **state)
+{
+	struct fixture *f = *state;
+	struct pollfd pfd = { .events = POLLIN };
+	uint32_t tid, inval[8], cnt;
+	unsigned int round;
+	uint64_t count;
+	char *buf;
+
+	f->drv = open_ctx(0, 0, 0);
+	assert_non_null(f->drv);
+	pfd.fd = f->drv->event_fd;
+	assert_true(pfd.fd >= 0);
+	assert_int_equal(poll(&pfd, 1, 0), 0);
+	assert_false(hfi1_drv_events(f->drv) & HFI1_EVENT_TID_MMU_NOTIFY);
+
+	for (round = 0; round < 64; round++) {
+		bool sync = round % 2 == 0;
+
+		buf = map_pages(2);
+		assert_non_null(buf);
+		assert_int_equal(
+			tid_update(f->drv, buf, 2 * pg, &tid, 1, &cnt, NULL),
+			0);
+		assert_int_equal(munmap(buf, 2 * pg), 0);
+		if (sync) {
+			assert_true(hfi1_drv_events(f->drv) &
+				    HFI1_EVENT_TID_MMU_NOTIFY);
+			assert_int_equal(poll(&pfd, 1, 0), 1);
+		} else {
+			/* Nothing calls in: the worker raises it. */
+			assert_int_equal(poll(&pfd, 1, DEADLINE_MS), 1);
+			assert_true(event_word(f->drv) &
+				    HFI1_EVENT_TID_MMU_NOTIFY);
+		}
+		assert_int_equal(read(pfd.fd, &count, sizeof(count)),
+				 sizeof(count));
+		assert_int_equal(count, 1);
+
+		assert_int_equal(
+			tid_inval_read(f->drv, inval, ARRAY_SIZE(inval), &cnt),
+			0);
+		assert_int_equal(cnt, 1);
+		assert_int_equal(inval[0], tid);
+		assert_int_equal(tid_free(f->drv, &tid, 1, &cnt), 0);
+		assert_false(hfi1_drv_events(f->drv) &
+			     HFI1_EVENT_TID_MMU_NOTIFY);
+		assert_int_equal(poll(&pfd, 1, 0), 0);
+	}
+	close_and_check_pins(f);
+}
+
 struct placer {
 	struct hfi1_drv *drv;
 	uint32_t tid;
@@ -1930,6 +1989,7 @@ int main(int argc, char **argv)
 	const struct CMUnitTest tests[] = {
 		MM_TEST(test_remap_fixed_invalidates),
 		MM_TEST(test_remap_fixed_during_dma),
+		MM_TEST(test_events_sync),
 		MM_TEST(test_madv_dontneed),
 		MM_TEST(test_madv_free),
 		MM_TEST(test_mremap_move),

@@ -346,7 +346,8 @@ int softhfi_notifier_attach(struct softhfi_watch *w)
 		notifier = notifier_create(&err);
 	if (notifier) {
 		w->notifier = notifier;
-		w->cursor = atomic_load(&notifier->head);
+		atomic_store_explicit(&w->cursor, atomic_load(&notifier->head),
+				      memory_order_release);
 		TAILQ_INSERT_TAIL(&notifier->watches, w, link);
 		notifier->users++;
 	}
@@ -446,24 +447,27 @@ void softhfi_notifier_drain_locked(struct softhfi_watch *w)
 {
 	struct softhfi_notifier *n = w->notifier;
 	uint64_t head = settled_head(n);
+	uint64_t cursor =
+		atomic_load_explicit(&w->cursor, memory_order_relaxed);
 	uint64_t c, s, e;
 	uint32_t reason;
 
-	if (w->cursor == head)
+	if (cursor == head)
 		return;
-	if (head - w->cursor > INVAL_LOG_SIZE)
+	if (head - cursor > INVAL_LOG_SIZE)
 		goto overflow;
-	for (c = w->cursor; c < head; c++) {
+	for (c = cursor; c < head; c++) {
 		if (!read_rec(n, c, &s, &e, &reason))
 			goto overflow;
 		w->invalidate(w, s, e, reason);
 	}
-	w->cursor = head;
-	return;
+	goto out;
 
 overflow:
 	w->invalidate(w, 0, UINT64_MAX, SOFTHFI_INVAL_OVERFLOW);
-	w->cursor = head;
+out:
+	/* After the effects: see softhfi_notifier_pending(). */
+	atomic_store_explicit(&w->cursor, head, memory_order_release);
 }
 
 bool softhfi_notifier_pending_locked(struct softhfi_watch *w)
@@ -472,5 +476,21 @@ bool softhfi_notifier_pending_locked(struct softhfi_watch *w)
 
 	return atomic_load(&n->reading) ||
 	       atomic_load_explicit(&n->head, memory_order_acquire) !=
-		       w->cursor;
+		       atomic_load_explicit(&w->cursor, memory_order_relaxed);
+}
+
+/*
+ * `reading` is raised before the monitor's read() and lowered after
+ * publishing, and an unmapping thread resumes only after that read(): so
+ * once munmap() has returned, either `reading` is set or head is past its
+ * event. A cursor equal to head was stored (release) by the drain that
+ * applied everything before head, after it did.
+ */
+bool softhfi_notifier_pending(struct softhfi_watch *w)
+{
+	struct softhfi_notifier *n = w->notifier;
+
+	return atomic_load(&n->reading) ||
+	       atomic_load_explicit(&n->head, memory_order_acquire) !=
+		       atomic_load_explicit(&w->cursor, memory_order_acquire);
 }

@@ -43,7 +43,12 @@ struct softhfi_watch {
 	 * Detach waits for it to return.
 	 */
 	void (*after_drain)(struct softhfi_watch *w);
-	uint64_t cursor; /* next log sequence to consume, under lock */
+	/*
+	 * The next log sequence to consume. Written under lock (a release
+	 * store, after the events before it were applied), read without it
+	 * by softhfi_notifier_pending().
+	 */
+	_Atomic uint64_t cursor;
 	TAILQ_ENTRY(softhfi_watch) link;
 	struct softhfi_notifier *notifier;
 };
@@ -87,5 +92,13 @@ void softhfi_notifier_drain_locked(struct softhfi_watch *w);
  * holds w->lock.
  */
 bool softhfi_notifier_pending_locked(struct softhfi_watch *w);
+
+/*
+ * The same without w->lock, for a fast path: a few atomic loads. False
+ * means that every event logged before the call (every unmapping that
+ * returned before it) has been applied by a drain, and that the effects
+ * of that drain are visible to the caller.
+ */
+bool softhfi_notifier_pending(struct softhfi_watch *w);
 
 #endif /* SOFTHFI_NOTIFIER_H */

@@ -56,6 +56,7 @@
 #include <liburing.h>
 #include <linux/capability.h>
 #include <sys/mman.h>
+#include <sys/eventfd.h>
 #include <sys/queue.h>
 #include <sys/resource.h>
 #include <sys/syscall.h>
@@ -834,6 +835,21 @@ static int exp_rcv_setup_locked(struct softhfi_ctxt *ctx,
 }
 
 /*
+ * Set @bit in the event word and, if it was clear, signal the event fd
+ * (non-blocking: a counter that is already readable stays so). Caller
+ * holds ctx->lock.
+ */
+static void raise_event_locked(struct softhfi_ctxt *ctx, __u64 bit)
+{
+	uint64_t one = 1;
+	__u64 old;
+
+	old = atomic_fetch_or((_Atomic __u64 *)ctx->drv.events, bit);
+	if (!(old & bit) && write(ctx->drv.event_fd, &one, sizeof(one)) < 0)
+		return; /* EAGAIN: the counter is full, hence readable */
+}
+
+/*
  * The notifier's callback: invalidate every programmed entry that
  * overlaps [start, end). Caller (the drain) holds ctx->lock.
  *
@@ -878,9 +894,8 @@ static void invalidate_range_locked(struct softhfi_watch *w, uint64_t start,
 			ctx->invalid_tids[ctx->invalid_tid_idx] =
 				create_tid(i, tid->npages);
 			if (!ctx->invalid_tid_idx)
-				atomic_fetch_or(
-					(_Atomic __u64 *)ctx->drv.events,
-					HFI1_EVENT_TID_MMU_NOTIFY);
+				raise_event_locked(ctx,
+						   HFI1_EVENT_TID_MMU_NOTIFY);
 			ctx->invalid_tid_idx++;
 		}
 	}
@@ -1231,6 +1246,8 @@ static void sctxt_close(struct hfi1_drv *drv)
 	if (ctx->assigned)
 		free_tables(ctx);
 	munmap(ctx->event_page, ctx->page_size);
+	if (ctx->drv.event_fd >= 0)
+		close(ctx->drv.event_fd);
 	owner_mark_fini(ctx);
 	uaccess_out_fini(ctx);
 	close(ctx->uaccess_pipe[0]);
@@ -1242,10 +1259,30 @@ static void sctxt_close(struct hfi1_drv *drv)
 	free(ctx);
 }
 
+/*
+ * hfi1's MMU notifier runs inside munmap(); ours runs in the notifier's
+ * threads, and the event bit may not be raised yet when munmap() returns.
+ * Apply what the notifier has logged, so that the caller's next look at
+ * the event word sees it. Nothing pending (the usual case): a few atomic
+ * loads, no lock.
+ */
+static void sctxt_sync_events(struct hfi1_drv *drv)
+{
+	struct softhfi_ctxt *ctx = to_sctxt(drv);
+
+	if (!ctx->watching || !softhfi_notifier_pending(&ctx->watch) ||
+	    !sctxt_owned(ctx))
+		return;
+	pthread_mutex_lock(&ctx->lock);
+	softhfi_notifier_drain_locked(&ctx->watch);
+	pthread_mutex_unlock(&ctx->lock);
+}
+
 static const struct hfi1_drv_ops sctxt_ops = {
 	.name = "soft",
 	.ioctl = sctxt_ioctl,
 	.close = sctxt_close,
+	.sync_events = sctxt_sync_events,
 };
 
 void softhfi_default_params(struct softhfi_params *params)
@@ -1291,6 +1328,7 @@ struct hfi1_drv *softhfi_open(const struct softhfi_params *params)
 	ctx->page_size = sysconf(_SC_PAGESIZE);
 	owner_mark_init(ctx);
 	ctx->drv.ops = &sctxt_ops;
+	ctx->drv.event_fd = -1;
 	pthread_mutex_init(&ctx->lock, NULL);
 	pthread_mutex_init(&ctx->place_lock, NULL);
 	pthread_mutex_init(&ctx->uaccess_lock, NULL);
@@ -1310,6 +1348,13 @@ struct hfi1_drv *softhfi_open(const struct softhfi_params *params)
 	if (ctx->event_page == MAP_FAILED) {
 		err = errno;
 		ctx->event_page = NULL;
+		goto err_close_pipe;
+	}
+	/* Readable when an event bit is raised: see raise_event_locked(). */
+	ctx->drv.event_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	if (ctx->drv.event_fd < 0) {
+		err = errno;
+		munmap(ctx->event_page, ctx->page_size);
 		goto err_close_pipe;
 	}
 	/* hfi1's place for the word: by context, 8 subcontexts each. */
