@@ -1,0 +1,993 @@
+// SPDX-License-Identifier: GPL-2.0 OR BSD-2-Clause
+/*
+ * The MR cache: expected-receive TID registrations of page-aligned ranges,
+ * looked up in an interval index (mr_index.c), shared through references,
+ * kept on an LRU list while idle, and dropped when the driver says that
+ * the memory behind them is gone.
+ *
+ * An entry's life:
+ *  - born on a miss: TID_UPDATE in windows of at most expected_count pages
+ *    (the driver refuses more in one call), outside c->lock; then, under
+ *    c->lock, registered in the TID owner table and, when the cache is
+ *    enabled, in the index;
+ *  - in use while refs hold it (nrefs > 0), idle on the LRU list when not;
+ *  - evicted (idle, for room or limits), invalidated (the driver's
+ *    TID_INVAL_READ named one of its TIDs), or flushed (destroy): it
+ *    leaves the index and the owner table under c->lock, its TIDs are
+ *    TID_FREEd outside it, and it is freed. An invalidated entry still in
+ *    use stays allocated, marked invalid, until its last put.
+ *
+ * No lookup returns an entry the driver has invalidated: before each
+ * lookup the event word is checked (hfi1_drv_events(): every unmapping
+ * that returned before it is there), together with c->draining, which a
+ * drain raises before its TID_INVAL_READ clears the bit and lowers once
+ * what it read is applied. Either one sends the lookup into
+ * hfi1_mrc_drain(), which waits for a drain in progress on c->drain_lock.
+ *
+ * The driver names invalidated TIDs by tidinfo only. A TID that a miss has
+ * programmed but not yet registered has no owner: the drain marks it in
+ * c->orphan, and the registration finds the mark, frees the entry (it was
+ * born invalid) and tries again. The same mark can come from an entry the
+ * cache freed just after the driver queued its TID; the registration that
+ * reuses that TID then tries once more for nothing, which is safe.
+ *
+ * Counters are written under c->lock with a relaxed load and store (no
+ * locked read-modify-write on the hit path); readers load them relaxed.
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <sys/resource.h>
+
+#include "mr_cache.h"
+#include "mr_index.h"
+
+/* VERBS_LOG_ERR and VERBS_LOG_WARN: the cache knows no ibverbs header. */
+#define MRC_LOG_ERR 1
+#define MRC_LOG_WARN 2
+
+#define MRC_DEFAULT_MAX_ENTRIES 1024
+/* TID_UPDATE's EBUSY: the range was unmapped while it was set up. */
+#define MRC_BUSY_RETRIES 8
+/*
+ * Entries born invalid (unmapped before registration) tried again; stale
+ * marks (see the top) can cost a retry each, so allow a few.
+ */
+#define MRC_BORN_RETRIES 16
+
+/* The tidinfo word (hfi1_user.h's EXP_TID_* layout). */
+#define TID_LEN(t) ((t)&0x7ffu)
+#define TID_CTRL(t) (((t) >> 20) & 0x3u)
+#define TID_IDX(t) (((t) >> 22) & 0x3ffu)
+
+struct hfi1_mrc_entry {
+	struct mr_index_entry node; /* start, end, access */
+	/* Below: under c->lock, except `valid`. */
+	LIST_HEAD(, hfi1_mrc_ref) refs;
+	/* refs, plus one while a miss registers the entry */
+	unsigned int nrefs;
+	/* On c->lru while idle; on a victims list while being freed. */
+	TAILQ_ENTRY(hfi1_mrc_entry) lru;
+	TAILQ_ENTRY(hfi1_mrc_entry) all; /* on c->all while registered */
+	bool idle; /* on c->lru */
+	bool in_index;
+	_Atomic bool valid; /* false once invalidated or flushed */
+	unsigned int page_shift;
+	uint32_t ntids;
+	uint32_t *page_off; /* first page of each TID, from node.start */
+	uint32_t tids[]; /* ntids tidinfo words, then page_off */
+};
+
+TAILQ_HEAD(entry_list, hfi1_mrc_entry);
+
+/*
+ * The owner of a TID whose entry was detached and whose TID_FREE has not
+ * returned yet: the driver cannot have handed the TID out again, so an
+ * invalidation of it is about the detached entry and is ignored. Never
+ * dereferenced.
+ */
+static char zombie_mark;
+#define ZOMBIE ((struct hfi1_mrc_entry *)&zombie_mark)
+
+struct hfi1_mrc {
+	/* Guards everything below up to drain_lock. */
+	pthread_mutex_t lock;
+	struct mr_index index;
+	struct entry_list lru; /* idle entries, oldest first */
+	struct entry_list all; /* every registered entry */
+	struct hfi1_mrc_entry **owner; /* by TID number */
+	uint8_t *orphan; /* by TID number: invalidated with no owner */
+	struct hfi1_mrc_limits limits;
+	struct hfi1_mrc_counters *ctr;
+
+	/* Serializes drains; taken before c->lock. */
+	pthread_mutex_t drain_lock;
+	uint32_t *inval_buf; /* TID_INVAL_READ's list, under drain_lock */
+	/* Raised by a drain from before its TID_INVAL_READ to its apply. */
+	_Atomic int draining;
+
+	/* Constant after create. */
+	struct hfi1_drv *drv;
+	struct hfi1_mrc_ops ops;
+	uint32_t expected_count;
+	unsigned int page_shift;
+	uint64_t page_mask;
+	struct hfi1_mrc_counters own_ctr; /* when the caller gives none */
+};
+
+static void mrc_log(struct hfi1_mrc *c, int level, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+static void mrc_log(struct hfi1_mrc *c, int level, const char *fmt, ...)
+{
+	char msg[512];
+	va_list ap;
+
+	if (!c->ops.log)
+		return;
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	c->ops.log(c->ops.arg, level, msg);
+}
+
+/* A counter update; caller holds c->lock (the only writer). */
+static inline void ctr_add(_Atomic uint64_t *ctr, int64_t delta)
+{
+	atomic_store_explicit(
+		ctr, atomic_load_explicit(ctr, memory_order_relaxed) + delta,
+		memory_order_relaxed);
+}
+
+static inline struct hfi1_mrc_entry *to_entry(struct mr_index_entry *n)
+{
+	return (struct hfi1_mrc_entry *)((char *)n -
+					 offsetof(struct hfi1_mrc_entry, node));
+}
+
+static inline uint64_t entry_bytes(const struct hfi1_mrc_entry *e)
+{
+	return e->node.end - e->node.start;
+}
+
+/* The TID number of a tidinfo: its RcvArray entry. */
+static inline uint32_t tid_number(uint32_t tidinfo)
+{
+	return TID_IDX(tidinfo) * 2 + (TID_CTRL(tidinfo) == 2);
+}
+
+/* Whether invalidations are pending or being applied: see the top. */
+static inline bool mrc_pending(struct hfi1_mrc *c)
+{
+	return (hfi1_drv_events(c->drv) & HFI1_EVENT_TID_MMU_NOTIFY) ||
+	       atomic_load(&c->draining);
+}
+
+/* Limits */
+
+static int parse_size(const char *s, uint64_t *val)
+{
+	unsigned long long v;
+	unsigned int shift = 0;
+	char *end;
+
+	if (!*s || *s == '-')
+		return EINVAL;
+	errno = 0;
+	v = strtoull(s, &end, 0);
+	if (errno || end == s)
+		return EINVAL;
+	switch (*end) {
+	case 'k':
+	case 'K':
+		shift = 10;
+		end++;
+		break;
+	case 'm':
+	case 'M':
+		shift = 20;
+		end++;
+		break;
+	case 'g':
+	case 'G':
+		shift = 30;
+		end++;
+		break;
+	}
+	if (*end || (shift && v > (UINT64_MAX >> shift)))
+		return EINVAL;
+	*val = (uint64_t)v << shift;
+	return 0;
+}
+
+static void env_warn(void (*log)(void *arg, int level, const char *msg),
+		     void *arg, const char *name, const char *val)
+{
+	char msg[256];
+
+	if (!log)
+		return;
+	snprintf(msg, sizeof(msg), "hfi1: ignoring %s=\"%s\": not %s", name,
+		 val,
+		 strcmp(name, "HFI1_MR_CACHE") ?
+			 "a number with an optional K, M or G suffix" :
+			 "0 or 1");
+	log(arg, MRC_LOG_WARN, msg);
+}
+
+void hfi1_mrc_limits_from_env(struct hfi1_mrc_limits *limits,
+			      void (*log)(void *arg, int level,
+					  const char *msg),
+			      void *arg)
+{
+	const char *s;
+	uint64_t v;
+
+	limits->enabled = true;
+	limits->max_entries = MRC_DEFAULT_MAX_ENTRIES;
+	limits->max_bytes = 0;
+
+	s = getenv("HFI1_MR_CACHE");
+	if (s) {
+		if (!strcmp(s, "0"))
+			limits->enabled = false;
+		else if (!strcmp(s, "1"))
+			limits->enabled = true;
+		else
+			env_warn(log, arg, "HFI1_MR_CACHE", s);
+	}
+	s = getenv("HFI1_MR_CACHE_MAX_ENTRIES");
+	if (s) {
+		if (!parse_size(s, &v))
+			limits->max_entries = v;
+		else
+			env_warn(log, arg, "HFI1_MR_CACHE_MAX_ENTRIES", s);
+	}
+	s = getenv("HFI1_MR_CACHE_MAX_BYTES");
+	if (s) {
+		if (!parse_size(s, &v))
+			limits->max_bytes = v;
+		else
+			env_warn(log, arg, "HFI1_MR_CACHE_MAX_BYTES", s);
+	}
+}
+
+/* Entries */
+
+/* Take a reference on @e for @ref. Caller holds c->lock. */
+static void take_ref_locked(struct hfi1_mrc *c, struct hfi1_mrc_entry *e,
+			    struct hfi1_mrc_ref *ref)
+{
+	if (e->idle) {
+		TAILQ_REMOVE(&c->lru, e, lru);
+		e->idle = false;
+		ctr_add(&c->ctr->idle_entries, -1);
+	}
+	e->nrefs++;
+	LIST_INSERT_HEAD(&e->refs, ref, link);
+	ref->entry = e;
+}
+
+/*
+ * Take @e out of the cache (index, LRU, owner table, counters) and put it
+ * on @victims, whose TIDs free_victims() frees outside c->lock. Caller
+ * holds c->lock; @e has no refs.
+ */
+static void detach_locked(struct hfi1_mrc *c, struct hfi1_mrc_entry *e,
+			  struct entry_list *victims)
+{
+	uint32_t i;
+
+	if (e->in_index) {
+		mr_index_remove(&c->index, &e->node);
+		e->in_index = false;
+	}
+	if (e->idle) {
+		TAILQ_REMOVE(&c->lru, e, lru);
+		e->idle = false;
+		ctr_add(&c->ctr->idle_entries, -1);
+	}
+	TAILQ_REMOVE(&c->all, e, all);
+	for (i = 0; i < e->ntids; i++)
+		c->owner[tid_number(e->tids[i])] = ZOMBIE;
+	ctr_add(&c->ctr->entries, -1);
+	ctr_add(&c->ctr->pinned_bytes, -(int64_t)entry_bytes(e));
+	ctr_add(&c->ctr->tids_used, -(int64_t)e->ntids);
+	TAILQ_INSERT_TAIL(victims, e, lru);
+}
+
+/* TID_FREE @n tidinfo words. Not under c->lock. */
+static void free_tids(struct hfi1_mrc *c, uint32_t *tids, uint32_t n)
+{
+	struct hfi1_tid_info tinfo = {
+		.tidlist = (uintptr_t)tids,
+		.tidcnt = n,
+	};
+
+	if (!n)
+		return;
+	if (hfi1_drv_ioctl(c->drv, HFI1_IOCTL_TID_FREE, &tinfo))
+		mrc_log(c, MRC_LOG_ERR,
+			"hfi1: MR cache: TID_FREE of %u TIDs failed: %s", n,
+			strerror(errno));
+}
+
+/*
+ * TID_FREE and free @victims. Caller holds c->drain_lock, so that no drain
+ * runs between the TID_FREE and the owners' ZOMBIE going: a tidinfo read
+ * after that is ambiguous (the TID may have an owner again) and is taken
+ * for the new owner's, by the drain the caller runs next.
+ */
+static void release_victims_dl(struct hfi1_mrc *c, struct entry_list *victims)
+{
+	struct hfi1_mrc_entry *e;
+	uint32_t i, t;
+
+	TAILQ_FOREACH(e, victims, lru)
+	{
+		free_tids(c, e->tids, e->ntids);
+	}
+	pthread_mutex_lock(&c->lock);
+	TAILQ_FOREACH(e, victims, lru)
+	{
+		for (i = 0; i < e->ntids; i++) {
+			t = tid_number(e->tids[i]);
+			if (c->owner[t] == ZOMBIE)
+				c->owner[t] = NULL;
+		}
+	}
+	pthread_mutex_unlock(&c->lock);
+	while ((e = TAILQ_FIRST(victims))) {
+		TAILQ_REMOVE(victims, e, lru);
+		free(e);
+	}
+}
+
+static void drain_dl(struct hfi1_mrc *c);
+
+/*
+ * Free the entries detach_locked() collected. Their TIDs may have been
+ * invalidated, and queued, since the last drain: the drain that follows
+ * the TID_FREE under the same c->drain_lock takes such stale tidinfo words
+ * out of the queue before they can be taken for a later owner's (only a
+ * TID handed out again within that window can be mistaken: a spurious
+ * invalidation or retry, never a missed one). Not under c->lock.
+ */
+static void free_victims(struct hfi1_mrc *c, struct entry_list *victims)
+{
+	if (TAILQ_EMPTY(victims))
+		return;
+	pthread_mutex_lock(&c->drain_lock);
+	release_victims_dl(c, victims);
+	drain_dl(c);
+	pthread_mutex_unlock(&c->drain_lock);
+}
+
+/* TID_FREE TIDs no entry owns (a miss undone), as free_victims(). */
+static void release_tids(struct hfi1_mrc *c, uint32_t *tids, uint32_t n)
+{
+	if (!n)
+		return;
+	pthread_mutex_lock(&c->drain_lock);
+	free_tids(c, tids, n);
+	drain_dl(c);
+	pthread_mutex_unlock(&c->drain_lock);
+}
+
+static bool over_limits_locked(struct hfi1_mrc *c)
+{
+	uint64_t entries, bytes;
+
+	entries = atomic_load_explicit(&c->ctr->entries, memory_order_relaxed);
+	bytes = atomic_load_explicit(&c->ctr->pinned_bytes,
+				     memory_order_relaxed);
+	return (c->limits.max_entries && entries > c->limits.max_entries) ||
+	       (c->limits.max_bytes && bytes > c->limits.max_bytes);
+}
+
+/* Evict idle entries, oldest first, until within limits. c->lock held. */
+static void enforce_limits_locked(struct hfi1_mrc *c,
+				  struct entry_list *victims)
+{
+	struct hfi1_mrc_entry *e;
+
+	while (over_limits_locked(c) && (e = TAILQ_FIRST(&c->lru))) {
+		detach_locked(c, e, victims);
+		ctr_add(&c->ctr->evictions, 1);
+	}
+}
+
+/* Evict the oldest idle entry; false if there is none. */
+static bool evict_one(struct hfi1_mrc *c)
+{
+	struct entry_list victims = TAILQ_HEAD_INITIALIZER(victims);
+	struct hfi1_mrc_entry *e;
+
+	pthread_mutex_lock(&c->lock);
+	e = TAILQ_FIRST(&c->lru);
+	if (e) {
+		detach_locked(c, e, &victims);
+		ctr_add(&c->ctr->evictions, 1);
+	}
+	pthread_mutex_unlock(&c->lock);
+	free_victims(c, &victims);
+	return e;
+}
+
+/*
+ * @e is no longer usable: out of the index at once, invalid for the data
+ * path, its users told. Idle, it goes to @victims. Caller holds c->lock.
+ */
+static void invalidate_locked(struct hfi1_mrc *c, struct hfi1_mrc_entry *e,
+			      enum hfi1_mrc_reason reason,
+			      struct entry_list *victims)
+{
+	struct hfi1_mrc_ref *ref;
+
+	atomic_store_explicit(&e->valid, false, memory_order_release);
+	if (e->in_index) {
+		mr_index_remove(&c->index, &e->node);
+		e->in_index = false;
+	}
+	if (!e->nrefs) {
+		detach_locked(c, e, victims);
+		return;
+	}
+	LIST_FOREACH(ref, &e->refs, link)
+	{
+		if (c->ops.invalidated)
+			c->ops.invalidated(ref, reason, c->ops.arg);
+	}
+}
+
+/* Drain */
+
+/* Apply @n invalidated tidinfo words. Caller holds c->lock. */
+static void apply_invalidations_locked(struct hfi1_mrc *c, const uint32_t *tids,
+				       uint32_t n, struct entry_list *victims)
+{
+	struct hfi1_mrc_entry *e;
+	uint32_t i, t;
+
+	for (i = 0; i < n; i++) {
+		t = tid_number(tids[i]);
+		if (t >= c->expected_count)
+			continue;
+		e = c->owner[t];
+		if (e == ZOMBIE)
+			continue; /* about an entry being freed */
+		if (!e) {
+			/* A miss programmed it and has not registered it. */
+			c->orphan[t] = 1;
+			continue;
+		}
+		if (!atomic_load_explicit(&e->valid, memory_order_relaxed))
+			continue; /* another of its TIDs came first */
+		ctr_add(&c->ctr->invalidations, 1);
+		if (e->nrefs)
+			ctr_add(&c->ctr->invalidated_in_use, 1);
+		invalidate_locked(c, e, HFI1_MRC_INVAL_UNMAPPED, victims);
+	}
+}
+
+/* Caller holds c->drain_lock. */
+static void drain_dl(struct hfi1_mrc *c)
+{
+	struct entry_list victims = TAILQ_HEAD_INITIALIZER(victims);
+	struct hfi1_tid_info tinfo;
+
+	for (;;) {
+		/* Before the bit is cleared: see mrc_pending(). */
+		atomic_store(&c->draining, 1);
+		if (!(hfi1_drv_events(c->drv) & HFI1_EVENT_TID_MMU_NOTIFY))
+			break;
+		/*
+		 * TID_INVAL_READ clears the bit with the queue, atomically;
+		 * ACK_EVENT for it could only lose an event raised between.
+		 */
+		memset(&tinfo, 0, sizeof(tinfo));
+		tinfo.tidlist = (uintptr_t)c->inval_buf;
+		if (hfi1_drv_ioctl(c->drv, HFI1_IOCTL_TID_INVAL_READ, &tinfo)) {
+			mrc_log(c, MRC_LOG_ERR,
+				"hfi1: MR cache: TID_INVAL_READ failed: %s",
+				strerror(errno));
+			break;
+		}
+		pthread_mutex_lock(&c->lock);
+		apply_invalidations_locked(c, c->inval_buf,
+					   tinfo.tidcnt < c->expected_count ?
+						   tinfo.tidcnt :
+						   c->expected_count,
+					   &victims);
+		pthread_mutex_unlock(&c->lock);
+		atomic_store(&c->draining, 0);
+		/* The next round takes what these leave stale: see above. */
+		release_victims_dl(c, &victims);
+	}
+	atomic_store(&c->draining, 0);
+}
+
+void hfi1_mrc_drain(struct hfi1_mrc *c)
+{
+	pthread_mutex_lock(&c->drain_lock);
+	drain_dl(c);
+	pthread_mutex_unlock(&c->drain_lock);
+}
+
+/* Miss */
+
+static uint32_t tids_in_use(struct hfi1_mrc *c)
+{
+	return atomic_load_explicit(&c->ctr->tids_used, memory_order_relaxed);
+}
+
+/* The one log line of a registration that nothing could make room for. */
+static void log_no_room(struct hfi1_mrc *c, uint64_t start, uint64_t end,
+			int err)
+{
+	struct rlimit rl;
+	char lim[32];
+
+	if (getrlimit(RLIMIT_MEMLOCK, &rl))
+		snprintf(lim, sizeof(lim), "unknown");
+	else if (rl.rlim_cur == RLIM_INFINITY)
+		snprintf(lim, sizeof(lim), "unlimited");
+	else
+		snprintf(lim, sizeof(lim), "%llu bytes",
+			 (unsigned long long)rl.rlim_cur);
+	mrc_log(c, MRC_LOG_ERR,
+		"hfi1: MR cache: cannot register %" PRIu64 " bytes at %#" PRIx64
+		": %s, nothing left to evict "
+		"(RLIMIT_MEMLOCK %s, %" PRIu64
+		" bytes pinned by this context's cache, TIDs %u of %u in use)",
+		end - start, start,
+		err == ENOSPC ? "out of expected-receive TIDs" :
+				"out of pinnable memory",
+		lim,
+		(uint64_t)atomic_load_explicit(&c->ctr->pinned_bytes,
+					       memory_order_relaxed),
+		tids_in_use(c), c->expected_count);
+}
+
+/*
+ * TID_UPDATE all of [start, end) into @tids: windows of at most
+ * expected_count pages, on after partial success, evicting on ENOSPC and
+ * ENOMEM. On failure, what this call programmed is freed again. Returns
+ * 0 or a positive errno. Not under c->lock.
+ */
+static int program(struct hfi1_mrc *c, uint64_t start, uint64_t end,
+		   uint32_t *tids, uint32_t *ntids)
+{
+	uint64_t npages = (end - start) >> c->page_shift, done = 0, win;
+	unsigned int busy = 0;
+	bool drained = false;
+	uint32_t n = 0;
+	int ret, err;
+
+	while (done < npages) {
+		struct hfi1_tid_info tinfo = { 0 };
+
+		win = npages - done;
+		if (win > c->expected_count)
+			win = c->expected_count;
+		tinfo.vaddr = start + (done << c->page_shift);
+		tinfo.length = win << c->page_shift;
+		tinfo.tidlist = (uintptr_t)(tids + n);
+		ret = hfi1_drv_ioctl(c->drv, HFI1_IOCTL_TID_UPDATE, &tinfo);
+		if (!ret && tinfo.tidcnt) {
+			n += tinfo.tidcnt;
+			done += tinfo.length >> c->page_shift;
+			busy = 0;
+			continue;
+		}
+		err = ret ? errno : ENOSPC;
+		if (err == ENOSPC || err == ENOMEM) {
+			/*
+			 * Invalidations first: they free idle entries' TIDs
+			 * and pins, and an entry evicted while its
+			 * invalidation is queued leaves a stale tidinfo
+			 * behind (see the top of the file).
+			 */
+			if (!drained && mrc_pending(c)) {
+				hfi1_mrc_drain(c);
+				drained = true;
+				continue;
+			}
+			if (evict_one(c)) {
+				drained = false;
+				continue;
+			}
+			log_no_room(c, start, end, err);
+			err = ENOMEM;
+		} else if (err == EBUSY) {
+			/* Unmapped while being set up: see if it stays. */
+			if (++busy < MRC_BUSY_RETRIES)
+				continue;
+			err = EFAULT;
+		}
+		release_tids(c, tids, n);
+		return err;
+	}
+	*ntids = n;
+	return 0;
+}
+
+static struct hfi1_mrc_entry *entry_alloc(struct hfi1_mrc *c, uint64_t start,
+					  uint64_t end, uint32_t access,
+					  const uint32_t *tids, uint32_t n)
+{
+	struct hfi1_mrc_entry *e;
+	uint32_t i, page = 0;
+
+	e = malloc(sizeof(*e) + 2 * sizeof(uint32_t) * n);
+	if (!e)
+		return NULL;
+	memset(e, 0, sizeof(*e));
+	e->node.start = start;
+	e->node.end = end;
+	e->node.access = access;
+	LIST_INIT(&e->refs);
+	e->page_shift = c->page_shift;
+	e->ntids = n;
+	e->page_off = e->tids + n;
+	memcpy(e->tids, tids, sizeof(uint32_t) * n);
+	for (i = 0; i < n; i++) {
+		e->page_off[i] = page;
+		page += TID_LEN(tids[i]);
+	}
+	atomic_init(&e->valid, true);
+	return e;
+}
+
+/*
+ * Whether a drain saw one of @e's TIDs invalidated before @e was
+ * registered as their owner; the marks are consumed. c->lock held.
+ */
+static bool born_invalid_locked(struct hfi1_mrc *c,
+				const struct hfi1_mrc_entry *e)
+{
+	bool born_invalid = false;
+	uint32_t i, t;
+
+	for (i = 0; i < e->ntids; i++) {
+		t = tid_number(e->tids[i]);
+		if (c->orphan[t]) {
+			born_invalid = true;
+			c->orphan[t] = 0;
+		}
+	}
+	return born_invalid;
+}
+
+/*
+ * Register @e, just programmed, with one reference held by the miss
+ * itself (no ref linked yet). c->lock held.
+ */
+static void register_locked(struct hfi1_mrc *c, struct hfi1_mrc_entry *e)
+{
+	uint32_t i;
+
+	for (i = 0; i < e->ntids; i++)
+		c->owner[tid_number(e->tids[i])] = e;
+	TAILQ_INSERT_TAIL(&c->all, e, all);
+	if (c->limits.enabled) {
+		mr_index_insert(&c->index, &e->node);
+		e->in_index = true;
+	}
+	e->nrefs = 1;
+	ctr_add(&c->ctr->entries, 1);
+	ctr_add(&c->ctr->pinned_bytes, entry_bytes(e));
+	ctr_add(&c->ctr->tids_used, e->ntids);
+}
+
+static int get_miss(struct hfi1_mrc *c, uint64_t start, uint64_t end,
+		    uint32_t access, struct hfi1_mrc_ref *ref)
+{
+	struct entry_list victims = TAILQ_HEAD_INITIALIZER(victims);
+	struct mr_index_entry *node;
+	struct hfi1_mrc_entry *e;
+	unsigned int born = 0;
+	uint32_t *tids, n = 0;
+	int err;
+
+	/* Every TID of the context, at most, whatever the windows. */
+	tids = malloc(sizeof(*tids) * c->expected_count);
+	if (!tids)
+		return ENOMEM;
+again:
+	err = program(c, start, end, tids, &n);
+	if (err) {
+		if (err == ENOMEM) {
+			pthread_mutex_lock(&c->lock);
+			ctr_add(&c->ctr->failures, 1);
+			pthread_mutex_unlock(&c->lock);
+		}
+		goto out;
+	}
+	e = entry_alloc(c, start, end, access, tids, n);
+	if (!e) {
+		release_tids(c, tids, n);
+		err = ENOMEM;
+		goto out;
+	}
+
+	pthread_mutex_lock(&c->lock);
+	/* Another thread's miss may have registered a covering entry. */
+	node = NULL;
+	if (c->limits.enabled)
+		node = mr_index_find_covering(&c->index, start, end, access);
+	if (node || born_invalid_locked(c, e)) {
+		if (node) {
+			take_ref_locked(c, to_entry(node), ref);
+			ctr_add(&c->ctr->hits, 1);
+			born_invalid_locked(c, e);
+		}
+		pthread_mutex_unlock(&c->lock);
+		release_tids(c, e->tids, e->ntids);
+		free(e);
+		if (node)
+			goto out;
+		goto retry;
+	}
+	register_locked(c, e);
+	pthread_mutex_unlock(&c->lock);
+
+	/*
+	 * An invalidation of its TIDs between TID_UPDATE and registration
+	 * may still be queued in the driver: apply it before handing @e
+	 * out, so that the guarantee of hfi1_mrc_get() holds for misses too.
+	 */
+	if (mrc_pending(c))
+		hfi1_mrc_drain(c);
+
+	pthread_mutex_lock(&c->lock);
+	if (!atomic_load_explicit(&e->valid, memory_order_relaxed)) {
+		if (!--e->nrefs)
+			detach_locked(c, e, &victims);
+		pthread_mutex_unlock(&c->lock);
+		free_victims(c, &victims);
+		goto retry;
+	}
+	e->nrefs--;
+	take_ref_locked(c, e, ref);
+	ctr_add(&c->ctr->misses, 1);
+	enforce_limits_locked(c, &victims);
+	pthread_mutex_unlock(&c->lock);
+	free_victims(c, &victims);
+	goto out;
+
+retry:
+	err = EFAULT;
+	if (++born < MRC_BORN_RETRIES)
+		goto again;
+out:
+	free(tids);
+	return err;
+}
+
+/* The API */
+
+int hfi1_mrc_get(struct hfi1_mrc *c, uint64_t addr, uint64_t length,
+		 uint32_t access, struct hfi1_mrc_ref *ref)
+{
+	struct mr_index_entry *node = NULL;
+	uint64_t start, end;
+
+	if (!length || addr + length < addr ||
+	    addr + length > UINT64_MAX - c->page_mask)
+		return EINVAL;
+	start = addr & ~c->page_mask;
+	end = (addr + length + c->page_mask) & ~c->page_mask;
+
+	if (mrc_pending(c))
+		hfi1_mrc_drain(c);
+
+	pthread_mutex_lock(&c->lock);
+	if (c->limits.enabled)
+		node = mr_index_find_covering(&c->index, start, end, access);
+	if (node) {
+		take_ref_locked(c, to_entry(node), ref);
+		ctr_add(&c->ctr->hits, 1);
+		pthread_mutex_unlock(&c->lock);
+		return 0;
+	}
+	pthread_mutex_unlock(&c->lock);
+	return get_miss(c, start, end, access, ref);
+}
+
+void hfi1_mrc_put(struct hfi1_mrc *c, struct hfi1_mrc_ref *ref)
+{
+	struct entry_list victims = TAILQ_HEAD_INITIALIZER(victims);
+	struct hfi1_mrc_entry *e = ref->entry;
+
+	if (!e)
+		return;
+	pthread_mutex_lock(&c->lock);
+	LIST_REMOVE(ref, link);
+	ref->entry = NULL;
+	if (!--e->nrefs) {
+		if (e->in_index) {
+			TAILQ_INSERT_TAIL(&c->lru, e, lru);
+			e->idle = true;
+			ctr_add(&c->ctr->idle_entries, 1);
+			if (over_limits_locked(c))
+				enforce_limits_locked(c, &victims);
+		} else {
+			/* Invalidated, or the cache is disabled. */
+			detach_locked(c, e, &victims);
+		}
+	}
+	pthread_mutex_unlock(&c->lock);
+	if (!TAILQ_EMPTY(&victims))
+		free_victims(c, &victims);
+}
+
+int hfi1_mrc_set_limits(struct hfi1_mrc *c,
+			const struct hfi1_mrc_limits *limits)
+{
+	struct entry_list victims = TAILQ_HEAD_INITIALIZER(victims);
+	struct hfi1_mrc_entry *e, *next;
+
+	if (!limits)
+		return EINVAL;
+	pthread_mutex_lock(&c->lock);
+	c->limits = *limits;
+	if (!limits->enabled) {
+		/* No more hits: in-use entries go at their last put. */
+		for (e = TAILQ_FIRST(&c->all); e; e = next) {
+			next = TAILQ_NEXT(e, all);
+			if (e->in_index) {
+				mr_index_remove(&c->index, &e->node);
+				e->in_index = false;
+			}
+			if (e->idle) {
+				detach_locked(c, e, &victims);
+				ctr_add(&c->ctr->evictions, 1);
+			}
+		}
+	} else {
+		enforce_limits_locked(c, &victims);
+	}
+	pthread_mutex_unlock(&c->lock);
+	free_victims(c, &victims);
+	return 0;
+}
+
+void hfi1_mrc_get_limits(struct hfi1_mrc *c, struct hfi1_mrc_limits *limits)
+{
+	pthread_mutex_lock(&c->lock);
+	*limits = c->limits;
+	pthread_mutex_unlock(&c->lock);
+}
+
+struct hfi1_mrc *hfi1_mrc_create(struct hfi1_drv *drv,
+				 const struct hfi1_mrc_limits *limits,
+				 struct hfi1_mrc_counters *counters,
+				 const struct hfi1_mrc_ops *ops)
+{
+	struct hfi1_mrc_counters zero = { 0 };
+	struct hfi1_mrc *c;
+	long page = sysconf(_SC_PAGESIZE);
+	uint32_t expected;
+
+	/* hfi1 (and PSM2): expected TIDs are rcvtids less the eager ones. */
+	expected = drv ? drv->ctxt_info.rcvtids - drv->ctxt_info.egrtids : 0;
+	if (!drv || !limits || !expected ||
+	    drv->ctxt_info.egrtids > drv->ctxt_info.rcvtids || page <= 0) {
+		errno = EINVAL;
+		return NULL;
+	}
+	c = calloc(1, sizeof(*c));
+	if (!c)
+		return NULL;
+	c->owner = calloc(expected, sizeof(*c->owner));
+	c->orphan = calloc(expected, sizeof(*c->orphan));
+	c->inval_buf = calloc(expected, sizeof(*c->inval_buf));
+	if (!c->owner || !c->orphan || !c->inval_buf)
+		goto err_free;
+
+	c->drv = drv;
+	c->expected_count = expected;
+	c->page_mask = page - 1;
+	c->page_shift = __builtin_ctzl(page);
+	c->limits = *limits;
+	if (ops)
+		c->ops = *ops;
+	c->ctr = counters ? counters : &c->own_ctr;
+	*c->ctr = zero;
+	mr_index_init(&c->index);
+	TAILQ_INIT(&c->lru);
+	TAILQ_INIT(&c->all);
+	pthread_mutex_init(&c->lock, NULL);
+	pthread_mutex_init(&c->drain_lock, NULL);
+	return c;
+
+err_free:
+	free(c->inval_buf);
+	free(c->orphan);
+	free(c->owner);
+	free(c);
+	errno = ENOMEM;
+	return NULL;
+}
+
+void hfi1_mrc_destroy(struct hfi1_mrc *c)
+{
+	struct entry_list victims = TAILQ_HEAD_INITIALIZER(victims);
+	struct hfi1_mrc_entry *e;
+	struct hfi1_mrc_ref *ref;
+
+	if (!c)
+		return;
+	pthread_mutex_lock(&c->lock);
+	while ((e = TAILQ_FIRST(&c->all))) {
+		atomic_store_explicit(&e->valid, false, memory_order_release);
+		while ((ref = LIST_FIRST(&e->refs))) {
+			LIST_REMOVE(ref, link);
+			if (c->ops.invalidated)
+				c->ops.invalidated(ref, HFI1_MRC_INVAL_FLUSHED,
+						   c->ops.arg);
+			ref->entry = NULL;
+		}
+		e->nrefs = 0;
+		detach_locked(c, e, &victims);
+	}
+	pthread_mutex_unlock(&c->lock);
+	free_victims(c, &victims);
+	pthread_mutex_destroy(&c->drain_lock);
+	pthread_mutex_destroy(&c->lock);
+	free(c->inval_buf);
+	free(c->orphan);
+	free(c->owner);
+	free(c);
+}
+
+/* For the data path */
+
+uint64_t hfi1_mrc_entry_start(const struct hfi1_mrc_entry *e)
+{
+	return e->node.start;
+}
+
+uint64_t hfi1_mrc_entry_end(const struct hfi1_mrc_entry *e)
+{
+	return e->node.end;
+}
+
+bool hfi1_mrc_entry_valid(const struct hfi1_mrc_entry *e)
+{
+	return atomic_load_explicit(&e->valid, memory_order_acquire);
+}
+
+int hfi1_mrc_entry_tid(const struct hfi1_mrc_entry *e, uint64_t addr,
+		       uint32_t *tidinfo, uint32_t *offset, uint32_t *left)
+{
+	uint64_t page, off;
+	uint32_t lo = 0, hi, mid;
+
+	if (!hfi1_mrc_entry_valid(e))
+		return ESTALE;
+	if (addr < e->node.start || addr >= e->node.end || !e->ntids)
+		return ERANGE;
+	page = (addr - e->node.start) >> e->page_shift;
+	/* The last TID whose first page is at or before @page. */
+	hi = e->ntids - 1;
+	while (lo < hi) {
+		mid = (lo + hi + 1) / 2;
+		if (e->page_off[mid] <= page)
+			lo = mid;
+		else
+			hi = mid - 1;
+	}
+	off = addr - e->node.start -
+	      ((uint64_t)e->page_off[lo] << e->page_shift);
+	*tidinfo = e->tids[lo];
+	*offset = off;
+	*left = ((uint64_t)TID_LEN(e->tids[lo]) << e->page_shift) - off;
+	return 0;
+}
