@@ -1,7 +1,8 @@
 #!/bin/bash
 # Runs every test of libhfi1: the C unit tests, the bring-up tests and the
 # pyverbs tests on a private soft HFI, then the C unit tests again under
-# AddressSanitizer and UndefinedBehaviorSanitizer, then the soft HFI's
+# AddressSanitizer and UndefinedBehaviorSanitizer, those of label tsan under
+# ThreadSanitizer, then the soft HFI's
 # libFuzzer target for HFI1_FUZZ_SECONDS (60 by default).
 #
 #   sudo ./test.sh
@@ -23,6 +24,11 @@ echo "== ctest (build-asan: unit tests under ASan+UBSan)"
 ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
 	ctest --test-dir build-asan --output-on-failure --timeout 600 -L unit
+
+build build-tsan -DHFI1_SANITIZE=thread
+echo "== ctest (build-tsan: the threaded unit tests under ThreadSanitizer)"
+TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1 \
+	ctest --test-dir build-tsan --output-on-failure --timeout 600 -L tsan
 
 # libFuzzer over the soft HFI's ioctl entry: clang, its own build directory,
 # only the fuzz target. A crash or a broken invariant fails the test; the
