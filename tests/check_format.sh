@@ -1,8 +1,8 @@
 #!/bin/bash
 # SPDX-License-Identifier: GPL-2.0 OR BSD-2-Clause
 #
-# Check that every C source and header in providers/, tests/ and examples/
-# is formatted by the tree's .clang-format (the kernel's style).
+# Check that every C source and header in providers/, tests/, examples/ and
+# tools/ is formatted by the tree's .clang-format (the kernel's style).
 #
 #   tests/check_format.sh [SOURCE_DIR]          (ctest: style_clang_format)
 #
@@ -13,7 +13,8 @@
 # the binary to use, and then its release is not checked.
 #
 # To fix what it reports:
-#   clang-format -i $(git ls-files 'providers/*.[ch]' 'tests/*.[ch]' 'examples/*.[ch]')
+#   clang-format -i $(git ls-files 'providers/*.[ch]' 'tests/*.[ch]' \
+#                       'examples/*.[ch]' 'tools/*.[ch]')
 
 set -u
 
@@ -54,7 +55,7 @@ if [ ! -f "$SRC/.clang-format" ]; then
 fi
 
 cd -- "$SRC" || exit 1
-mapfile -d '' FILES < <(find providers tests examples \
+mapfile -d '' FILES < <(find providers tests examples tools \
 	-type f \( -name '*.c' -o -name '*.h' \) -print0 | sort -z)
 if [ ${#FILES[@]} -eq 0 ]; then
 	echo "no C sources found under $SRC"

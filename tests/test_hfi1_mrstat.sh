@@ -1,0 +1,269 @@
+#!/bin/bash
+# SPDX-License-Identifier: GPL-2.0 OR BSD-2-Clause
+#
+# Tests of hfi1_mrstat, the MR cache counters tool, against stats files
+# that tests/hfi1_stats_writer.c makes with known values (no soft HFI).
+#
+#   tests/test_hfi1_mrstat.sh HFI1_MRSTAT HFI1_STATS_WRITER [PYTHON]
+#                                                      (ctest: hfi1_mrstat)
+#
+# Everything happens in a private HFI1_STATS_DIR. Checks: -p and --json of
+# a live process, the -- CMD mode (children, exit status, signals, its
+# directory removed), --clean of stale files (dead pid, start time of
+# another process) but not of live ones, and bad files skipped with a
+# message (truncated, garbage, another version, a FIFO, a symlink).
+# Prints one line per check and "N passed, N failed"; exits 1 on a failure.
+
+# Checks are shell expressions in single quotes, evaluated by check():
+# shellcheck disable=SC2016
+
+set -u
+
+HERE=$(cd -- "$(dirname -- "${BASH_SOURCE[0]}")" && pwd)
+MRSTAT=$(readlink -f -- "$1")
+WRITER=$(readlink -f -- "$2")
+PYTHON=${3:-/usr/bin/python3}
+
+# shellcheck source=lib/checks.sh
+. "$HERE/lib/checks.sh"
+
+TMP=$(mktemp -d) || exit 1
+DIR=$TMP/stats
+mkdir "$DIR"
+export HFI1_STATS_DIR=$DIR
+unset HFI1_STATS HFI1_STATS_KEEP
+HOLDERS=()
+cleanup()
+{
+	local p
+
+	for p in "${HOLDERS[@]}"; do
+		kill -TERM "$p" 2>/dev/null
+		wait "$p" 2>/dev/null
+	done
+	rm -rf -- "$TMP"
+}
+trap cleanup EXIT
+
+# run ARGS...: run hfi1_mrstat (at most 20 s: a FIFO must not hang it);
+# sets OUT, ERR and RC.
+run()
+{
+	OUT=$(timeout 20 "$MRSTAT" "$@" 2>"$TMP/stderr")
+	RC=$?
+	ERR=$(cat "$TMP/stderr")
+}
+
+# hold ARGS...: start a writer that keeps its contexts open; sets HOLDER
+# once its files exist.
+hold()
+{
+	local i
+
+	"$WRITER" --hold "$@" >"$TMP/paths" &
+	HOLDER=$!
+	HOLDERS+=("$HOLDER")
+	for ((i = 0; i < 200; i++)); do
+		grep -q . "$TMP/paths" 2>/dev/null && return 0
+		sleep 0.05
+	done
+	echo "    the writer printed no path"
+	return 1
+}
+
+# json EXPR: $OUT parsed as JSON in j; EXPR (Python) must be true.
+json()
+{
+	"$PYTHON" -c 'import json, sys
+j = json.loads(sys.stdin.read())
+sys.exit(0 if eval(sys.argv[1]) else 1)' "$1" <<<"$OUT" && return 0
+	echo "    not so: $1"
+	echo "    $OUT" | head -20
+	return 1
+}
+
+# line_is NAME VALUE: the text output has "  NAME   VALUE".
+line_is()
+{
+	grep -Eq "^  $1 +$2( |\$)" <<<"$OUT" && return 0
+	echo "    no line '$1 $2' in:"
+	sed 's/^/    /' <<<"$OUT" | head -40
+	return 1
+}
+
+# patch FILE OFFSET VALUE: write a little-endian u64 into the file.
+patch()
+{
+	"$PYTHON" -c 'import struct, sys
+with open(sys.argv[1], "r+b") as f:
+    f.seek(int(sys.argv[2])); f.write(struct.pack("<Q", int(sys.argv[3])))' \
+		"$1" "$2" "$3"
+}
+
+# Offsets in struct hfi1_stats_file.
+OFF_VERSION=8 OFF_PID=16 OFF_START=24 OFF_CTX=32
+
+# --- a live process: -p, text and JSON ------------------------------------
+if hold --contexts 2; then
+	pid=$HOLDER
+	run -p "$pid"
+	check "-p: exits 0" '[ "$RC" -eq 0 ]'
+	check "-p: both contexts" \
+		'[ "$(grep -c "^pid $pid context" <<<"$OUT")" -eq 2 ]'
+	check "-p: pid, context, device, open" \
+		'grep -q "^pid $pid context 0 device hfi1_test (open)" <<<"$OUT"'
+	check "-p: hits" 'line_is hits 90 && line_is hits 91'
+	check "-p: the other counters" 'line_is misses 10 &&
+		line_is evictions 3 && line_is invalidations 4 &&
+		line_is invalidated_in_use 1 && line_is failures 2 &&
+		line_is entries 7 && line_is idle_entries 5 &&
+		line_is pinned_bytes 1048576 && line_is tids_used 256'
+	check "-p: hit ratio" 'line_is hit_ratio 0.9000'
+	check "-p: limits" 'line_is cache enabled &&
+		line_is max_entries 1024 && line_is max_bytes "0 \\(no limit\\)"'
+
+	run -p "$pid" --json
+	check "--json: exits 0" '[ "$RC" -eq 0 ]'
+	check "--json: two contexts of the pid" \
+		'json "len(j[\"contexts\"]) == 2 and all(c[\"pid\"] == $pid for c in j[\"contexts\"])"'
+	check "--json: counters" \
+		'json "[c[\"counters\"][\"hits\"] for c in j[\"contexts\"]] == [90, 91] and j[\"contexts\"][0][\"counters\"] == dict(hits=90, misses=10, evictions=3, invalidations=4, invalidated_in_use=1, failures=2, entries=7, idle_entries=5, pinned_bytes=1048576, tids_used=256)"'
+	check "--json: context, device, state, ratio, limits" \
+		'json "j[\"contexts\"][0][\"context\"] == 0 and j[\"contexts\"][1][\"context\"] == 1 and j[\"contexts\"][0][\"device\"] == \"hfi1_test\" and j[\"contexts\"][0][\"closed\"] is False and abs(j[\"contexts\"][0][\"hit_ratio\"] - 0.9) < 1e-6 and j[\"contexts\"][0][\"limits\"] == dict(enabled=True, max_entries=1024, max_bytes=0)"'
+
+	run
+	check "no -p: the live process is listed" \
+		'[ "$RC" -eq 0 ] && grep -q "^pid $pid context 1" <<<"$OUT"'
+	run -d "$DIR" -p 1
+	check "-p of a process without contexts: exit 1, says so" \
+		'[ "$RC" -eq 1 ] && [ -z "$OUT" ] && grep -q "no live contexts" <<<"$ERR"'
+	run -p "$pid" --json -d "$TMP"
+	check "-d: another directory has none" \
+		'[ "$RC" -eq 1 ] && json "j == {\"contexts\": []}"'
+
+	kill -TERM "$pid"
+	wait "$pid"
+	check "the writer's close removed its files" \
+		'[ -z "$(ls -A "$DIR")" ]'
+else
+	fail "the writer holds its contexts"
+fi
+
+# --- a run: -- CMD ----------------------------------------------------------
+run --json -- "$WRITER" --fork --exit 3
+check "-- CMD: CMD's exit status" '[ "$RC" -eq 3 ]'
+check "-- CMD: the parent's context and the child's, closed" \
+	'json "len(j[\"contexts\"]) == 2 and all(c[\"closed\"] for c in j[\"contexts\"]) and len({c[\"pid\"] for c in j[\"contexts\"]}) == 2 and sorted(c[\"counters\"][\"hits\"] for c in j[\"contexts\"]) == [90, 1000]"'
+check "-- CMD: its directory is removed" '[ -z "$(ls -A "$DIR")" ]'
+
+HFI1_STATS=0 run -- "$WRITER" --contexts 3
+check "-- CMD: text, all contexts, even with HFI1_STATS=0 outside" \
+	'[ "$RC" -eq 0 ] && [ "$(grep -c "^pid .* (closed)" <<<"$OUT")" -eq 3 ] &&
+	 line_is hits 92'
+run -- "$WRITER" --no-close
+check "-- CMD: a CMD that does not close is still reported" \
+	'[ "$RC" -eq 0 ] && grep -q "(open)" <<<"$OUT" && line_is hits 90'
+cd "$TMP" || exit 1
+run -d stats -- sh -c 'cd / && exec "$0"' "$WRITER"
+cd - >/dev/null || exit 1
+check "-- CMD: a relative DIR, and a CMD that changes directory" \
+	'[ "$RC" -eq 0 ] && line_is hits 90 && [ -z "$(ls -A "$DIR")" ]'
+run -- sh -c 'kill -TERM $$'
+check "-- CMD: killed by SIGTERM gives 143" '[ "$RC" -eq 143 ]'
+run -- "$TMP/no-such-command"
+check "-- CMD: a missing command gives 127" \
+	'[ "$RC" -eq 127 ] && grep -q "no-such-command" <<<"$ERR"'
+run -- sh -c 'exit 0'
+check "-- CMD: no contexts, exit 0, says so" \
+	'[ "$RC" -eq 0 ] && grep -q "no contexts" <<<"$ERR"'
+check "-- CMD: no directory left behind" '[ -z "$(ls -A "$DIR")" ]'
+run -d "$TMP/missing" -- true
+check "-- CMD: an unusable directory fails before running" \
+	'[ "$RC" -eq 1 ] && grep -q "missing" <<<"$ERR"'
+
+# --- stale files and --clean ----------------------------------------------
+"$WRITER" --no-close
+dead=$(ls "$DIR")
+check "a process that dies without closing leaves its file" \
+	'[ "$(wc -w <<<"$dead")" -eq 1 ]'
+# Its copy under a live pid (this shell's) with another start time: the
+# pid was reused.
+reused=libhfi1.$$.0.stats
+cp -- "$DIR/$dead" "$DIR/$reused"
+patch "$DIR/$reused" $OFF_PID $$
+patch "$DIR/$reused" $OFF_START 1
+patch "$DIR/$reused" $OFF_CTX 0
+# Half made (no magic yet) by a live process, and by a dead one.
+head -c 216 /dev/zero >"$DIR/libhfi1.$$.1.stats"
+deadpid=${dead#libhfi1.}
+deadpid=${deadpid%%.*}
+head -c 216 /dev/zero >"$DIR/libhfi1.$deadpid.5.stats"
+if hold; then
+	live=$(basename -- "$(head -1 "$TMP/paths")")
+	run
+	check "stale files are not listed, and are counted" \
+		'[ "$RC" -eq 0 ] && [ "$(grep -c "^pid " <<<"$OUT")" -eq 1 ] &&
+		 grep -q "^pid $HOLDER " <<<"$OUT" &&
+		 grep -q "2 stale file" <<<"$ERR"'
+	run --clean
+	check "--clean: removes the dead pid's and the reused pid's" \
+		'[ "$RC" -eq 0 ] && [ ! -e "$DIR/$dead" ] &&
+		 [ ! -e "$DIR/$reused" ] && grep -q "3 stale" <<<"$OUT"'
+	check "--clean: removes a dead process's half-made file" \
+		'[ ! -e "$DIR/libhfi1.$deadpid.5.stats" ]'
+	check "--clean: keeps a live process's files, whole or half made" \
+		'[ -e "$DIR/$live" ] && [ -e "$DIR/libhfi1.$$.1.stats" ]'
+	rm -f -- "$DIR/libhfi1.$$.1.stats"
+else
+	fail "the writer holds its context"
+fi
+
+# --- bad files are skipped, with a message --------------------------------
+if [ -n "${live:-}" ] && [ -e "$DIR/$live" ]; then
+	head -c 20 -- "$DIR/$live" >"$DIR/libhfi1.$$.10.stats"
+	head -c 216 /dev/urandom >"$DIR/libhfi1.$$.11.stats"
+	cp -- "$DIR/$live" "$DIR/libhfi1.$$.12.stats"
+	patch "$DIR/libhfi1.$$.12.stats" $OFF_VERSION 99
+	mkfifo "$DIR/libhfi1.$$.13.stats"
+	ln -s -- "$DIR/$live" "$DIR/libhfi1.$$.14.stats"
+	cp -- "$DIR/$live" "$DIR/libhfi1.$$.15.stats" # header says another pid
+	cp -- "$DIR/$live" "$DIR/libhfi1.0.16.stats"
+	echo junk >"$DIR/libhfi1.junk.stats"
+	run
+	check "bad files: the good one is still listed, exit 0" \
+		'[ "$RC" -eq 0 ] && [ "$(grep -c "^pid " <<<"$OUT")" -eq 1 ] &&
+		 grep -q "^pid $HOLDER " <<<"$OUT"'
+	check "bad files: truncated" \
+		'grep -q "libhfi1.$$.10.stats: truncated (20 of 216 bytes), skipped" <<<"$ERR"'
+	check "bad files: garbage" \
+		'grep -q "libhfi1.$$.11.stats: bad magic, skipped" <<<"$ERR"'
+	check "bad files: another version" \
+		'grep -q "libhfi1.$$.12.stats: version 99.*skipped" <<<"$ERR"'
+	check "bad files: a FIFO" \
+		'grep -q "libhfi1.$$.13.stats: not a regular file, skipped" <<<"$ERR"'
+	check "bad files: a symlink is not followed" \
+		'grep -q "libhfi1.$$.14.stats: .*skipped" <<<"$ERR"'
+	check "bad files: a header not matching the name" \
+		'grep -q "libhfi1.$$.15.stats: header .* does not match" <<<"$ERR" &&
+		 grep -q "libhfi1.0.16.stats: not a libhfi1" <<<"$ERR" &&
+		 grep -q "libhfi1.junk.stats: not a libhfi1" <<<"$ERR"'
+	run --json
+	check "bad files: --json still parses" \
+		'[ "$RC" -eq 0 ] && json "len(j[\"contexts\"]) == 1"'
+	run --clean
+	check "--clean: leaves bad files of live pids and odd names alone" \
+		'[ "$RC" -eq 0 ] && [ -e "$DIR/libhfi1.$$.11.stats" ] &&
+		 [ -e "$DIR/libhfi1.junk.stats" ] && [ -e "$DIR/$live" ]'
+else
+	fail "a live file to spoil"
+fi
+
+# --- usage ------------------------------------------------------------------
+run --clean -p 1
+check "usage: --clean takes no -p" '[ "$RC" -eq 2 ]'
+run -p abc
+check "usage: a bad pid" '[ "$RC" -eq 2 ] && grep -q "bad pid" <<<"$ERR"'
+run --help
+check "usage: --help" '[ "$RC" -eq 0 ] && grep -q "^usage:" <<<"$OUT"'
+
+finish
