@@ -165,6 +165,12 @@ check "the provider and hfi1-soft are installed in the prefix" \
 	'[ -x "$HFI1_SOFT" ] && [ -f "$PROVIDER" ] &&
 	      inside "$PROVIDER" "$PREFIX" ||
 	      show "$(cat "$MANIFEST" 2>&1)"'
+LIBRARY=$(grep -m1 '/libhfi1\.so\.1$' "$MANIFEST" 2>/dev/null)
+check "the provider is a symlink to libhfi1.so.1, which has its -lhfi1 link" \
+	'[ -n "$LIBRARY" ] && [ -L "$PROVIDER" ] && [ -L "${LIBRARY%.1}" ] &&
+	      [ "$(readlink -f -- "$PROVIDER")" = "$(readlink -f -- "$LIBRARY")" ] &&
+	      [ "$(readlink -f -- "${LIBRARY%.1}")" = "$(readlink -f -- "$LIBRARY")" ] ||
+	      show "$(ls -l "$PROVIDER" "$LIBRARY" "${LIBRARY%.1}" 2>&1)"'
 [ "$FAILED" -eq 0 ] || finish
 
 # --- up from the installed copy ----------------------------------------------
