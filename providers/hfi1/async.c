@@ -1,6 +1,8 @@
 // SPDX-License-Identifier: GPL-2.0 OR BSD-2-Clause
 /*
- * libhfi1: the async event queue and the soft HFI's event thread.
+ * libhfi1: the async event queue and the soft HFI's event thread, which
+ * watches the port (port events) and the driver's event fd (MR cache
+ * invalidations, HFI1DV_EVENT_MR_INVALIDATED).
  *
  * libibverbs reads struct ib_uverbs_async_event_desc records from
  * context->async_fd. The provider owns that fd: it is the read end of a
@@ -91,14 +93,30 @@ static bool handle_inotify(struct hfi1_context *ctx)
 	return true;
 }
 
+/*
+ * The driver raised an event bit: apply the cache's pending invalidations
+ * now, so that an invalidated MR's event reaches the application even if
+ * it makes no verbs call. Reading the eventfd re-arms it first, so a bit
+ * raised during the drain wakes the thread again.
+ */
+static void handle_drv_event(struct hfi1_context *ctx)
+{
+	uint64_t n;
+
+	if (read(ctx->drv->event_fd, &n, sizeof(n)) != sizeof(n))
+		return;
+	hfi1_mrc_drain(ctx->mrc);
+}
+
 static void *hfi1_event_thread(void *arg)
 {
 	struct hfi1_context *ctx = arg;
-	struct pollfd fds[2] = {
+	struct pollfd fds[3] = {
 		{ .fd = ctx->stop_fd, .events = POLLIN },
+		{ .fd = ctx->drv->event_fd, .events = POLLIN },
 		{ .fd = ctx->port_watch.inotify_fd, .events = POLLIN },
 	};
-	nfds_t nfds = 2;
+	nfds_t nfds = 3;
 
 	for (;;) {
 		if (poll(fds, nfds, -1) < 0) {
@@ -110,8 +128,11 @@ static void *hfi1_event_thread(void *arg)
 		}
 		if (fds[0].revents)
 			break;
-		if (nfds > 1 && fds[1].revents && !handle_inotify(ctx))
-			nfds = 1;
+		/* A backend without an event fd has fds[1].fd == -1. */
+		if (fds[1].revents)
+			handle_drv_event(ctx);
+		if (nfds > 2 && fds[2].revents && !handle_inotify(ctx))
+			nfds = 2;
 	}
 	return NULL;
 }

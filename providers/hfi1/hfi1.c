@@ -124,6 +124,10 @@ static struct verbs_context *hfi1_alloc_context(struct ibv_device *ibdev,
 		ret = hfi1_soft_drv_open(ctx);
 		if (ret)
 			goto err_uninit;
+		ret = hfi1_mr_init(ctx);
+		if (ret)
+			goto err_drv;
+		/* Last: the event thread drains the cache. */
 		ret = hfi1_async_init(ctx);
 		if (ret)
 			goto err_async;
@@ -137,6 +141,8 @@ static struct verbs_context *hfi1_alloc_context(struct ibv_device *ibdev,
 
 err_async:
 	hfi1_async_cleanup(ctx);
+	hfi1_mr_cleanup(ctx);
+err_drv:
 	hfi1_drv_close(ctx->drv);
 err_uninit:
 	pthread_mutex_destroy(&ctx->obj_lock);
@@ -150,8 +156,12 @@ void hfi1_free_context(struct ibv_context *ibctx)
 {
 	struct hfi1_context *ctx = to_hfi1_ctx(ibctx);
 
-	if (ctx->dev->backend == HFI1_BACKEND_SOFT)
+	if (ctx->dev->backend == HFI1_BACKEND_SOFT) {
+		atomic_store(&ctx->closing, true);
+		/* The event thread stops first: it drains the cache. */
 		hfi1_async_cleanup(ctx);
+		hfi1_mr_cleanup(ctx);
+	}
 	hfi1_drv_close(ctx->drv);
 	pthread_mutex_destroy(&ctx->obj_lock);
 	verbs_uninit_context(&ctx->ibv_ctx);
@@ -167,6 +177,15 @@ static const struct verbs_device_ops hfi1_dev_ops = {
 	.uninit_device = hfi1_uninit_device,
 	.alloc_context = hfi1_alloc_context,
 };
+
+/* For hfi1dv: is this device ours (as mlx5dv's is_mlx5_dev())? */
+bool hfi1_is_hfi1_dev(struct ibv_device *ibdev)
+{
+	struct verbs_device *vdev =
+		container_of(ibdev, struct verbs_device, device);
+
+	return vdev->ops == &hfi1_dev_ops;
+}
 
 /*
  * Registering through the versioned verbs_register_driver_34 ties the

@@ -8,11 +8,13 @@
 #include <errno.h>
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <infiniband/verbs.h>
 
 #include "verbs_provider.h"
 #include "hfi1_drv.h"
+#include "mr_cache.h"
 
 #ifndef container_of
 /* clang-format 14 takes "(ptr) -" for a cast and eats the spaces around "-". */
@@ -21,6 +23,12 @@
 	((type *)((char *)(ptr) - offsetof(type, member)))
 /* clang-format on */
 #endif
+
+/*
+ * The library is built with hidden visibility; what libhfi1.map exports
+ * (the hfi1dv_* calls) is marked with this.
+ */
+#define HFI1_EXPORT __attribute__((visibility("default")))
 
 #define hfi1_log(ctx, level, fmt, ...)                                     \
 	do {                                                               \
@@ -92,6 +100,83 @@ struct hfi1_port_watch {
 	enum ibv_port_state last_state;
 };
 
+/*
+ * One translation of an MR: its hold on a cache entry and the registration
+ * it serves, constant while the ref is taken. An MR has two, so that
+ * rereg_mr can take the new translation before it lets go of the old one.
+ */
+struct hfi1_mr_ref {
+	struct hfi1_mrc_ref mrc;
+	struct hfi1_mr *mr;
+	struct hfi1_pd *pd;
+	uint64_t addr; /* as the application gave it */
+	uint64_t length;
+	uint64_t iova; /* the MR's address for work requests */
+	int access; /* IBV_ACCESS_* as requested */
+	uint32_t key; /* lkey == rkey */
+	/* Why the cache invalidated the entry; 0 while it is valid. */
+	_Atomic uint32_t reason;
+	/* The event for this invalidation was posted (once only). */
+	atomic_flag posted;
+};
+
+/*
+ * A memory region of the soft backend. MR objects are never freed while
+ * the context lives: they are kept in chunks of the context's MR table, and
+ * a deregistered one goes back to the table's free list, so that
+ * registration allocates nothing and a key lookup is a few loads.
+ */
+struct hfi1_mr {
+	struct verbs_mr vmr;
+	struct hfi1_mr_ref refs[2];
+	/* The ref that backs the MR now: refs[0] or refs[1]. */
+	struct hfi1_mr_ref *_Atomic active;
+	/*
+	 * The key while registered; 0 while not (free, or changing under
+	 * rereg_mr), which no lookup matches.
+	 */
+	_Atomic uint32_t key;
+	uint32_t slot; /* index in the MR table */
+	uint32_t gen; /* of the last key: 1..255 */
+	struct hfi1_mr *next_free; /* on the table's free list, table lock */
+};
+
+/*
+ * MR keys: slot << 8 | generation (1..255, so never 0). A deregistered
+ * slot goes to the tail of a FIFO and is reused only once the FIFO holds
+ * HFI1_MR_KEY_REUSE_DELAY slots (or no fresh slot is left), so a key comes
+ * back only after many registrations.
+ */
+#define HFI1_MR_KEY_GEN_BITS 8
+#define HFI1_MR_CHUNK 256 /* MR objects allocated at a time */
+#define HFI1_MR_CHUNKS (HFI1_MAX_MR / HFI1_MR_CHUNK)
+#define HFI1_MR_KEY_REUSE_DELAY 1024
+
+struct hfi1_mr_table {
+	/* A spinlock: held for a few loads and stores, never across a call. */
+	pthread_spinlock_t lock;
+	/* Written under lock, read without it by hfi1_mr_lookup(). */
+	struct hfi1_mr *_Atomic chunks[HFI1_MR_CHUNKS];
+	/* The fields below: lock. */
+	uint32_t fresh; /* slots below this one were used at least once */
+	struct hfi1_mr *free_head, *free_tail; /* FIFO of free slots */
+	uint32_t free_count;
+};
+
+/* The last HFI1DV_MR_EVENT_HISTORY invalidations of MRs, for hfi1dv. */
+struct hfi1_mr_event_rec {
+	uint32_t key; /* 0: unused */
+	uint32_t reason;
+	uint64_t addr;
+	uint64_t length;
+};
+
+struct hfi1_mr_history {
+	pthread_spinlock_t lock; /* protects the fields below */
+	struct hfi1_mr_event_rec *recs; /* a ring of HFI1DV_MR_EVENT_HISTORY */
+	uint32_t next; /* where the next record goes */
+};
+
 struct hfi1_context {
 	struct verbs_context ibv_ctx;
 	struct hfi1_device *dev;
@@ -108,8 +193,17 @@ struct hfi1_context {
 	int stop_fd; /* eventfd that tells the thread to stop */
 	struct hfi1_port_watch port_watch;
 
-	/* Kernel backend only: the assigned hfi1 user context. */
+	/* The assigned hfi1 user context (both backends). */
 	struct hfi1_drv *drv;
+
+	/* Soft backend: the MR cache over drv, its counters, the MR table. */
+	struct hfi1_mrc *mrc;
+	struct hfi1_mrc_ops mrc_ops;
+	struct hfi1_mrc_counters *mrc_counters;
+	struct hfi1_mr_table mr_table;
+	struct hfi1_mr_history mr_history;
+	/* Set while the context is torn down: no more async events. */
+	atomic_bool closing;
 
 	pthread_mutex_t obj_lock; /* protects the fields below */
 	unsigned int num_pd;
@@ -121,6 +215,11 @@ struct hfi1_pd {
 	uint32_t pdn;
 	atomic_int usecnt; /* objects that name this PD */
 };
+
+static inline struct hfi1_mr *to_hfi1_mr(struct ibv_mr *ibmr)
+{
+	return container_of(ibmr, struct hfi1_mr, vmr.ibv_mr);
+}
 
 static inline struct hfi1_device *to_hfi1_dev(struct ibv_device *ibdev)
 {
@@ -156,7 +255,22 @@ void hfi1_async_cleanup(struct hfi1_context *ctx);
 int hfi1_async_post(struct hfi1_context *ctx, uint32_t event_type,
 		    uint64_t element);
 
+/* mr.c: memory regions of the soft backend, and the MR cache */
+int hfi1_mr_init(struct hfi1_context *ctx);
+void hfi1_mr_cleanup(struct hfi1_context *ctx);
+struct ibv_mr *hfi1_soft_reg_mr(struct ibv_pd *pd, void *addr, size_t length,
+				uint64_t hca_va, int access);
+int hfi1_soft_dereg_mr(struct verbs_mr *vmr);
+int hfi1_soft_rereg_mr(struct verbs_mr *vmr, int flags, struct ibv_pd *pd,
+		       void *addr, size_t length, int access);
+int hfi1_mr_lookup(struct hfi1_context *ctx, struct hfi1_pd *pd, uint32_t key,
+		   uint64_t iova, uint64_t len, int access, bool remote,
+		   struct hfi1_mr **mrp);
+int hfi1_mr_find_event(struct hfi1_context *ctx, uint32_t key,
+		       struct hfi1_mr_event_rec *rec);
+
 /* hfi1.c */
+bool hfi1_is_hfi1_dev(struct ibv_device *ibdev);
 void hfi1_free_context(struct ibv_context *ibctx);
 
 /* verbs.c: the ops of both backends */

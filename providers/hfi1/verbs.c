@@ -93,12 +93,20 @@ static int hfi1_soft_dealloc_pd(struct ibv_pd *ibpd)
 const struct verbs_context_ops hfi1_soft_ctx_ops = {
 	.alloc_pd = hfi1_soft_alloc_pd,
 	.dealloc_pd = hfi1_soft_dealloc_pd,
+	.dereg_mr = hfi1_soft_dereg_mr,
 	.free_context = hfi1_free_context,
 	.query_device_ex = hfi1_soft_query_device_ex,
 	.query_port = hfi1_soft_query_port_op,
+	.reg_mr = hfi1_soft_reg_mr,
+	.rereg_mr = hfi1_soft_rereg_mr,
 };
 
-/* --- the kernel backend: standard uverbs commands --- */
+/*
+ * --- the kernel backend: standard uverbs commands ---
+ *
+ * It has no MRs yet: reg_mr needs ibv_cmd_reg_mr beside the cache, so
+ * libibverbs answers EOPNOTSUPP for it.
+ */
 
 static int
 hfi1_kernel_query_device_ex(struct ibv_context *ibctx,
