@@ -171,6 +171,22 @@ check "the provider is a symlink to libhfi1.so.1, which has its -lhfi1 link" \
 	      [ "$(readlink -f -- "$PROVIDER")" = "$(readlink -f -- "$LIBRARY")" ] &&
 	      [ "$(readlink -f -- "${LIBRARY%.1}")" = "$(readlink -f -- "$LIBRARY")" ] ||
 	      show "$(ls -l "$PROVIDER" "$LIBRARY" "${LIBRARY%.1}" 2>&1)"'
+
+# An application builds against the installed hfi1dv with pkg-config.
+PCDIR=$(dirname -- "$(grep -m1 '/libhfi1\.pc$' "$MANIFEST" 2>/dev/null)")
+if ! command -v cc >/dev/null || ! command -v pkg-config >/dev/null; then
+	skip "building against hfi1dv: no cc or pkg-config"
+else
+	printf '%s\n' '#include <infiniband/hfi1dv.h>' \
+		'int main(void) { return hfi1dv_query_mr_cache(0, 0, 0) != EOPNOTSUPP; }' \
+		>"$TMP/dv.c"
+	OUT=$(PKG_CONFIG_PATH=$PCDIR cc -include errno.h -o "$TMP/dv" "$TMP/dv.c" \
+	      $(PKG_CONFIG_PATH=$PCDIR pkg-config --cflags --libs libhfi1) \
+	      -Wl,-rpath,"$(dirname -- "$LIBRARY")" 2>&1 && "$TMP/dv" 2>&1)
+	RC=$?
+	check "a program builds with pkg-config libhfi1 and calls hfi1dv" \
+		'[ "$RC" -eq 0 ] || show "$OUT"'
+fi
 [ "$FAILED" -eq 0 ] || finish
 
 # --- up from the installed copy ----------------------------------------------

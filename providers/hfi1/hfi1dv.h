@@ -1,14 +1,11 @@
 /* SPDX-License-Identifier: GPL-2.0 OR BSD-2-Clause */
 /*
- * CONTRACT DRAFT (from the lead). The provider helper owns this file: keep
- * names and semantics unless there is a real reason; report changes.
- *
  * hfi1dv: libhfi1's direct verbs, installed as <infiniband/hfi1dv.h>;
  * link with -lhfi1. Every call takes objects of an hfi1 device; for any
  * other device it fails with EOPNOTSUPP. Calls return 0 or a positive
  * errno. Structs carry comp_mask and are passed with their size (inlen /
  * outlen) so that they can grow: a caller built against an older header
- * passes a shorter struct; unknown comp_mask bits are EINVAL.
+ * passes a shorter struct; unknown comp_mask bits are EINVAL. See hfi1dv(7).
  */
 #ifndef HFI1DV_H
 #define HFI1DV_H

@@ -1,0 +1,548 @@
+// SPDX-License-Identifier: GPL-2.0 OR BSD-2-Clause
+/*
+ * MRs of the soft HFI through libibverbs and hfi1dv (-lhfi1): reg, dereg
+ * and rereg; bad input; a registered MR invalidated by munmap (the async
+ * event, its identity, the MR's state, the data path's lookup); the cache
+ * counters and per-context limits; hfi1dv on another device.
+ *
+ * Run by tests/with_soft_hfi.sh, which brings up hfi1_0 and hfi1_1.
+ */
+#include <errno.h>
+#include <poll.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <sys/mman.h>
+#include <cmocka.h>
+#include <infiniband/hfi1dv.h>
+#include <infiniband/verbs.h>
+
+/* For hfi1_mr_lookup(), the data path's key check (not an API). */
+#include "hfi1.h"
+
+#define MiB (1UL << 20)
+#define RW_ACCESS                                           \
+	(IBV_ACCESS_LOCAL_WRITE | IBV_ACCESS_REMOTE_WRITE | \
+	 IBV_ACCESS_REMOTE_READ)
+
+struct fixture {
+	struct ibv_context *ctx;
+	struct ibv_pd *pd;
+	size_t page;
+};
+
+static struct ibv_context *open_dev(const char *name)
+{
+	struct ibv_device **list;
+	struct ibv_context *ctx = NULL;
+	int i, n;
+
+	list = ibv_get_device_list(&n);
+	assert_non_null(list);
+	for (i = 0; i < n; i++)
+		if (!strcmp(ibv_get_device_name(list[i]), name))
+			ctx = ibv_open_device(list[i]);
+	ibv_free_device_list(list);
+	return ctx;
+}
+
+static int setup(void **state)
+{
+	struct fixture *f = calloc(1, sizeof(*f));
+
+	if (!f)
+		return -1;
+	f->ctx = open_dev("hfi1_0");
+	if (!f->ctx)
+		return -1;
+	f->pd = ibv_alloc_pd(f->ctx);
+	if (!f->pd)
+		return -1;
+	f->page = sysconf(_SC_PAGESIZE);
+	*state = f;
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	struct fixture *f = *state;
+
+	if (ibv_dealloc_pd(f->pd) || ibv_close_device(f->ctx))
+		return -1;
+	free(f);
+	return 0;
+}
+
+static void *map(size_t len)
+{
+	void *p = mmap(NULL, len, PROT_READ | PROT_WRITE,
+		       MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+
+	assert_true(p != MAP_FAILED);
+	memset(p, 0x5a, len);
+	return p;
+}
+
+static void query_cache(struct ibv_context *ctx,
+			struct hfi1dv_mr_cache_stats *s)
+{
+	memset(s, 0, sizeof(*s));
+	assert_int_equal(hfi1dv_query_mr_cache(ctx, s, sizeof(*s)), 0);
+}
+
+static int lookup(struct ibv_mr *mr, uint32_t key, uint64_t iova, uint64_t len,
+		  int access, bool remote)
+{
+	struct hfi1_mr *found;
+	int ret;
+
+	ret = hfi1_mr_lookup(to_hfi1_ctx(mr->context), to_hfi1_pd(mr->pd), key,
+			     iova, len, access, remote, &found);
+	if (!ret)
+		assert_ptr_equal(&found->vmr.ibv_mr, mr);
+	return ret;
+}
+
+/* The next async event within 5 s; false if none came. */
+static bool next_event(struct ibv_context *ctx, struct ibv_async_event *ev)
+{
+	struct pollfd pfd = { .fd = ctx->async_fd, .events = POLLIN };
+
+	if (poll(&pfd, 1, 5000) != 1)
+		return false;
+	return !ibv_get_async_event(ctx, ev);
+}
+
+static void test_reg_dereg(void **state)
+{
+	struct fixture *f = *state;
+	struct hfi1dv_mr_attr attr = {};
+	struct ibv_mr *mr, *mr2;
+	char *buf = map(MiB);
+	uint32_t key;
+
+	mr = ibv_reg_mr(f->pd, buf + 100, MiB - 200, RW_ACCESS);
+	assert_non_null(mr);
+	assert_ptr_equal(mr->addr, buf + 100);
+	assert_int_equal(mr->length, MiB - 200);
+	assert_int_not_equal(mr->lkey, 0);
+	assert_int_equal(mr->lkey, mr->rkey);
+
+	assert_int_equal(hfi1dv_query_mr(mr, &attr, sizeof(attr)), 0);
+	assert_int_equal(attr.valid, 1);
+	assert_int_equal(attr.reason, 0);
+	assert_true(attr.cache_start <= (uintptr_t)buf);
+	assert_true(attr.cache_end >= (uintptr_t)buf + MiB);
+	assert_int_equal(attr.cache_start % f->page, 0);
+
+	/* The data path's view: range, access, key. */
+	assert_int_equal(lookup(mr, mr->lkey, (uintptr_t)buf + 100, MiB - 200,
+				IBV_ACCESS_LOCAL_WRITE, false),
+			 0);
+	assert_int_equal(lookup(mr, mr->rkey, (uintptr_t)buf + 4096, 8,
+				IBV_ACCESS_REMOTE_WRITE, true),
+			 0);
+	assert_int_equal(lookup(mr, mr->lkey, (uintptr_t)buf, 8, 0, false),
+			 ERANGE);
+	assert_int_equal(
+		lookup(mr, mr->lkey, (uintptr_t)buf + MiB - 200, 101, 0, false),
+		ERANGE);
+	assert_int_equal(lookup(mr, mr->rkey, (uintptr_t)buf + 100, 8,
+				IBV_ACCESS_REMOTE_ATOMIC, true),
+			 EACCES);
+	assert_int_equal(
+		lookup(mr, mr->lkey ^ 0x100, (uintptr_t)buf + 100, 8, 0, false),
+		ENOENT);
+
+	/* Another MR has another key; a new registration a new key. */
+	mr2 = ibv_reg_mr(f->pd, buf, MiB, IBV_ACCESS_LOCAL_WRITE);
+	assert_non_null(mr2);
+	assert_int_not_equal(mr2->lkey, mr->lkey);
+	assert_int_equal(ibv_dereg_mr(mr2), 0);
+
+	key = mr->lkey;
+	assert_int_equal(ibv_dereg_mr(mr), 0);
+	mr = ibv_reg_mr(f->pd, buf + 100, MiB - 200, RW_ACCESS);
+	assert_non_null(mr);
+	assert_int_not_equal(mr->lkey, key);
+	/* The old key names nothing now. */
+	assert_int_equal(lookup(mr, key, (uintptr_t)buf + 100, 8, 0, false),
+			 ENOENT);
+	assert_int_equal(ibv_dereg_mr(mr), 0);
+
+	/* ibv_reg_mr_iova: work requests address the MR by its iova. */
+	mr = ibv_reg_mr_iova(f->pd, buf, MiB, 0x10000000, RW_ACCESS);
+	assert_non_null(mr);
+	assert_int_equal(
+		lookup(mr, mr->lkey, 0x10000000 + MiB - 8, 8, 0, false), 0);
+	assert_int_equal(lookup(mr, mr->lkey, (uintptr_t)buf, 8, 0, false),
+			 ERANGE);
+	/* The PD holds an MR. */
+	assert_int_equal(ibv_dealloc_pd(f->pd), EBUSY);
+	assert_int_equal(ibv_dereg_mr(mr), 0);
+	munmap(buf, MiB);
+}
+
+static void test_hits(void **state)
+{
+	struct fixture *f = *state;
+	struct hfi1dv_mr_cache_stats before, after;
+	struct ibv_mr *mr;
+	char *buf = map(MiB);
+	int i;
+
+	query_cache(f->ctx, &before);
+	for (i = 0; i < 10; i++) {
+		mr = ibv_reg_mr(f->pd, buf, MiB, RW_ACCESS);
+		assert_non_null(mr);
+		assert_int_equal(ibv_dereg_mr(mr), 0);
+	}
+	/* Contained in the cached one: a hit as well. */
+	mr = ibv_reg_mr(f->pd, buf + 4096, 4096, IBV_ACCESS_LOCAL_WRITE);
+	assert_non_null(mr);
+	assert_int_equal(ibv_dereg_mr(mr), 0);
+	query_cache(f->ctx, &after);
+	assert_int_equal(after.misses - before.misses, 1);
+	assert_int_equal(after.hits - before.hits, 10);
+	assert_true(after.entries >= 1);
+	assert_true(after.idle_entries >= 1);
+	assert_true(after.pinned_bytes >= MiB);
+	assert_true(after.tids_used >= 1);
+	munmap(buf, MiB);
+}
+
+static void expect_reg_fails(struct fixture *f, void *addr, size_t len,
+			     int access, int err)
+{
+	struct ibv_mr *mr;
+
+	errno = 0;
+	mr = ibv_reg_mr(f->pd, addr, len, access);
+	if (mr)
+		ibv_dereg_mr(mr);
+	assert_null(mr);
+	assert_int_equal(errno, err);
+}
+
+static void test_bad_input(void **state)
+{
+	struct fixture *f = *state;
+	char *buf = map(MiB);
+	void *hole;
+
+	expect_reg_fails(f, NULL, 4096, RW_ACCESS, EINVAL);
+	expect_reg_fails(f, buf, 0, RW_ACCESS, EINVAL);
+	expect_reg_fails(f, buf, HFI1_MAX_MR_SIZE + 1, RW_ACCESS, EINVAL);
+	expect_reg_fails(f, buf, 4096, IBV_ACCESS_REMOTE_WRITE, EINVAL);
+	expect_reg_fails(f, buf, 4096, IBV_ACCESS_REMOTE_ATOMIC, EINVAL);
+	expect_reg_fails(f, buf, 4096,
+			 IBV_ACCESS_LOCAL_WRITE | IBV_ACCESS_ON_DEMAND,
+			 EOPNOTSUPP);
+	expect_reg_fails(f, buf, 4096,
+			 IBV_ACCESS_LOCAL_WRITE | IBV_ACCESS_MW_BIND,
+			 EOPNOTSUPP);
+	expect_reg_fails(f, buf, 4096, IBV_ACCESS_LOCAL_WRITE | (1 << 12),
+			 EINVAL);
+
+	/* Memory that is not mapped. */
+	hole = map(f->page);
+	munmap(hole, f->page);
+	expect_reg_fails(f, hole, f->page, RW_ACCESS, EFAULT);
+	munmap(buf, MiB);
+}
+
+static void test_rereg(void **state)
+{
+	struct fixture *f = *state;
+	struct hfi1dv_mr_attr attr = {};
+	char *a = map(MiB), *b = map(MiB);
+	struct ibv_pd *pd2;
+	struct ibv_mr *mr;
+	uint32_t key;
+
+	mr = ibv_reg_mr(f->pd, a, MiB, RW_ACCESS);
+	assert_non_null(mr);
+	key = mr->lkey;
+
+	assert_int_equal(ibv_rereg_mr(mr, IBV_REREG_MR_CHANGE_TRANSLATION, NULL,
+				      b, MiB / 2, 0),
+			 0);
+	assert_ptr_equal(mr->addr, b);
+	assert_int_equal(mr->length, MiB / 2);
+	assert_int_equal(mr->lkey, key);
+	assert_int_equal(lookup(mr, key, (uintptr_t)b, MiB / 2,
+				IBV_ACCESS_LOCAL_WRITE, false),
+			 0);
+	assert_int_equal(lookup(mr, key, (uintptr_t)a, 8, 0, false), ERANGE);
+
+	assert_int_equal(ibv_rereg_mr(mr, IBV_REREG_MR_CHANGE_ACCESS, NULL,
+				      NULL, 0, IBV_ACCESS_LOCAL_WRITE),
+			 0);
+	assert_int_equal(
+		lookup(mr, key, (uintptr_t)b, 8, IBV_ACCESS_REMOTE_READ, true),
+		EACCES);
+
+	pd2 = ibv_alloc_pd(f->ctx);
+	assert_non_null(pd2);
+	assert_int_equal(
+		ibv_rereg_mr(mr, IBV_REREG_MR_CHANGE_PD, pd2, NULL, 0, 0), 0);
+	assert_ptr_equal(mr->pd, pd2);
+	assert_int_equal(ibv_dealloc_pd(pd2), EBUSY);
+
+	/* Bad changes fail and leave the MR as it was. */
+	assert_int_equal(ibv_rereg_mr(mr, IBV_REREG_MR_CHANGE_ACCESS, NULL,
+				      NULL, 0, IBV_ACCESS_REMOTE_WRITE),
+			 IBV_REREG_MR_ERR_CMD);
+	assert_int_equal(ibv_rereg_mr(mr, 0, NULL, NULL, 0, 0),
+			 IBV_REREG_MR_ERR_CMD);
+	munmap(a, MiB);
+	assert_int_not_equal(ibv_rereg_mr(mr, IBV_REREG_MR_CHANGE_TRANSLATION,
+					  NULL, a, MiB, 0),
+			     0);
+	assert_int_equal(hfi1dv_query_mr(mr, &attr, sizeof(attr)), 0);
+	assert_int_equal(attr.valid, 1);
+	assert_int_equal(lookup(mr, key, (uintptr_t)b, 8, 0, false), 0);
+
+	assert_int_equal(ibv_dereg_mr(mr), 0);
+	assert_int_equal(ibv_dealloc_pd(pd2), 0);
+	munmap(b, MiB);
+}
+
+static void test_invalidated(void **state)
+{
+	struct fixture *f = *state;
+	struct hfi1dv_mr_cache_stats before, after;
+	struct hfi1dv_mr_event me = {};
+	struct hfi1dv_mr_attr attr = {};
+	struct ibv_async_event ev;
+	size_t len = 16 * f->page;
+	char *buf = map(len);
+	struct ibv_mr *mr;
+	uint32_t key;
+	void *again;
+
+	query_cache(f->ctx, &before);
+	mr = ibv_reg_mr(f->pd, buf + 8, len - 16, RW_ACCESS);
+	assert_non_null(mr);
+	key = mr->lkey;
+
+	/* No verbs call after the munmap: the event thread drains. */
+	assert_int_equal(munmap(buf, len), 0);
+	assert_true(next_event(f->ctx, &ev));
+	assert_int_equal(ev.event_type, HFI1DV_EVENT_MR_INVALIDATED);
+	assert_int_equal((uint32_t)ev.element.port_num, key);
+
+	assert_int_equal(hfi1dv_get_mr_event(f->ctx, &ev, &me, sizeof(me)), 0);
+	assert_int_equal(me.lkey, key);
+	assert_int_equal(me.rkey, mr->rkey);
+	assert_int_equal(me.addr, (uintptr_t)buf + 8);
+	assert_int_equal(me.length, len - 16);
+	assert_int_equal(me.reason, HFI1DV_MR_INVAL_UNMAPPED);
+
+	assert_int_equal(hfi1dv_query_mr(mr, &attr, sizeof(attr)), 0);
+	assert_int_equal(attr.valid, 0);
+	assert_int_equal(attr.reason, HFI1DV_MR_INVAL_UNMAPPED);
+	/* The data path refuses it, locally and remotely. */
+	assert_int_equal(lookup(mr, key, (uintptr_t)buf + 8, 8,
+				IBV_ACCESS_LOCAL_WRITE, false),
+			 ESTALE);
+	assert_int_equal(lookup(mr, key, (uintptr_t)buf + 8, 8,
+				IBV_ACCESS_REMOTE_WRITE, true),
+			 ESTALE);
+
+	query_cache(f->ctx, &after);
+	assert_int_equal(after.invalidations - before.invalidations, 1);
+	assert_int_equal(after.invalidated_in_use - before.invalidated_in_use,
+			 1);
+
+	/* Memory mapped there again: rereg makes the MR valid again. */
+	again = mmap(buf, len, PROT_READ | PROT_WRITE,
+		     MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, -1, 0);
+	if (again == buf) {
+		memset(buf, 0, len);
+		assert_int_equal(ibv_rereg_mr(mr,
+					      IBV_REREG_MR_CHANGE_TRANSLATION,
+					      NULL, buf + 8, len - 16, 0),
+				 0);
+		assert_int_equal(hfi1dv_query_mr(mr, &attr, sizeof(attr)), 0);
+		assert_int_equal(attr.valid, 1);
+		assert_int_equal(lookup(mr, key, (uintptr_t)buf + 8, 8,
+					IBV_ACCESS_LOCAL_WRITE, false),
+				 0);
+		munmap(buf, len);
+		assert_true(next_event(f->ctx, &ev));
+		assert_int_equal((uint32_t)ev.element.port_num, key);
+		ibv_ack_async_event(&ev);
+	}
+	ibv_ack_async_event(&ev);
+
+	assert_int_equal(ibv_dereg_mr(mr), 0);
+	/* The identity outlives the MR. */
+	memset(&me, 0, sizeof(me));
+	assert_int_equal(hfi1dv_get_mr_event(f->ctx, &ev, &me, sizeof(me)), 0);
+	assert_int_equal(me.lkey, key);
+	assert_int_equal(me.reason, HFI1DV_MR_INVAL_UNMAPPED);
+
+	/* A shorter struct gets what it has. */
+	memset(&me, 0xff, sizeof(me));
+	me.comp_mask = 0;
+	assert_int_equal(
+		hfi1dv_get_mr_event(f->ctx, &ev, &me,
+				    offsetof(struct hfi1dv_mr_event, rkey)),
+		0);
+	assert_int_equal(me.lkey, key);
+	assert_int_equal(me.rkey, 0xffffffff);
+
+	/* Unknown keys, other events, unknown comp_mask, no room. */
+	ev.element.port_num = 0x7ffffff0;
+	assert_int_equal(hfi1dv_get_mr_event(f->ctx, &ev, &me, sizeof(me)),
+			 ENOENT);
+	ev.event_type = IBV_EVENT_PORT_ACTIVE;
+	assert_int_equal(hfi1dv_get_mr_event(f->ctx, &ev, &me, sizeof(me)),
+			 EINVAL);
+	ev.event_type = HFI1DV_EVENT_MR_INVALIDATED;
+	ev.element.port_num = key;
+	me.comp_mask = 1;
+	assert_int_equal(hfi1dv_get_mr_event(f->ctx, &ev, &me, sizeof(me)),
+			 EINVAL);
+	me.comp_mask = 0;
+	assert_int_equal(hfi1dv_get_mr_event(f->ctx, &ev, &me, 4), EINVAL);
+}
+
+static void test_limits(void **state)
+{
+	struct fixture *f = *state;
+	struct hfi1dv_mr_cache_limits l = {}, got = {}, orig = {};
+	struct hfi1dv_mr_cache_stats before, after;
+	struct ibv_context *other;
+	struct ibv_mr *mr;
+	char *buf = map(MiB);
+	int i;
+
+	assert_int_equal(
+		hfi1dv_get_mr_cache_limits(f->ctx, &orig, sizeof(orig)), 0);
+	assert_int_equal(orig.comp_mask,
+			 HFI1DV_MR_CACHE_LIMIT_ENABLED |
+				 HFI1DV_MR_CACHE_LIMIT_MAX_ENTRIES |
+				 HFI1DV_MR_CACHE_LIMIT_MAX_BYTES);
+	assert_int_equal(orig.enabled, 1);
+
+	l.comp_mask = HFI1DV_MR_CACHE_LIMIT_MAX_ENTRIES |
+		      HFI1DV_MR_CACHE_LIMIT_MAX_BYTES;
+	l.max_entries = 7;
+	l.max_bytes = 64 * MiB;
+	assert_int_equal(hfi1dv_set_mr_cache_limits(f->ctx, &l, sizeof(l)), 0);
+	assert_int_equal(hfi1dv_get_mr_cache_limits(f->ctx, &got, sizeof(got)),
+			 0);
+	assert_int_equal(got.enabled, 1);
+	assert_int_equal(got.max_entries, 7);
+	assert_int_equal(got.max_bytes, 64 * MiB);
+
+	/* Per context: another one keeps its own. */
+	other = open_dev("hfi1_0");
+	assert_non_null(other);
+	memset(&got, 0, sizeof(got));
+	assert_int_equal(hfi1dv_get_mr_cache_limits(other, &got, sizeof(got)),
+			 0);
+	assert_int_equal(got.max_entries, orig.max_entries);
+	assert_int_equal(got.max_bytes, orig.max_bytes);
+	assert_int_equal(ibv_close_device(other), 0);
+
+	/* Cache off: every registration misses. */
+	l.comp_mask = HFI1DV_MR_CACHE_LIMIT_ENABLED;
+	l.enabled = 0;
+	assert_int_equal(hfi1dv_set_mr_cache_limits(f->ctx, &l, sizeof(l)), 0);
+	query_cache(f->ctx, &before);
+	for (i = 0; i < 3; i++) {
+		mr = ibv_reg_mr(f->pd, buf, MiB, RW_ACCESS);
+		assert_non_null(mr);
+		assert_int_equal(ibv_dereg_mr(mr), 0);
+	}
+	query_cache(f->ctx, &after);
+	assert_int_equal(after.hits - before.hits, 0);
+	assert_int_equal(after.misses - before.misses, 3);
+
+	/* Bad limits change nothing. */
+	l.enabled = 2;
+	assert_int_equal(hfi1dv_set_mr_cache_limits(f->ctx, &l, sizeof(l)),
+			 EINVAL);
+	l.enabled = 1;
+	l.comp_mask = 1 << 5;
+	assert_int_equal(hfi1dv_set_mr_cache_limits(f->ctx, &l, sizeof(l)),
+			 EINVAL);
+	l.comp_mask = HFI1DV_MR_CACHE_LIMIT_MAX_BYTES;
+	assert_int_equal(hfi1dv_set_mr_cache_limits(
+				 f->ctx, &l, offsetof(typeof(l), max_bytes)),
+			 EINVAL);
+	assert_int_equal(hfi1dv_set_mr_cache_limits(f->ctx, &l, 4), EINVAL);
+	memset(&got, 0, sizeof(got));
+	assert_int_equal(hfi1dv_get_mr_cache_limits(f->ctx, &got, sizeof(got)),
+			 0);
+	assert_int_equal(got.enabled, 0);
+
+	/* A short struct: comp_mask says what it got. */
+	memset(&got, 0, sizeof(got));
+	assert_int_equal(
+		hfi1dv_get_mr_cache_limits(f->ctx, &got,
+					   offsetof(typeof(got), max_bytes)),
+		0);
+	assert_int_equal(got.comp_mask,
+			 HFI1DV_MR_CACHE_LIMIT_ENABLED |
+				 HFI1DV_MR_CACHE_LIMIT_MAX_ENTRIES);
+
+	orig.comp_mask = HFI1DV_MR_CACHE_LIMIT_ENABLED |
+			 HFI1DV_MR_CACHE_LIMIT_MAX_ENTRIES |
+			 HFI1DV_MR_CACHE_LIMIT_MAX_BYTES;
+	assert_int_equal(
+		hfi1dv_set_mr_cache_limits(f->ctx, &orig, sizeof(orig)), 0);
+	munmap(buf, MiB);
+}
+
+/* hfi1dv on a context of another provider's device. */
+static void test_other_device(void **state)
+{
+	static const struct verbs_device_ops other_ops = { .name = "other" };
+	struct verbs_device vdev = { .ops = &other_ops };
+	struct ibv_context ctx = { .device = &vdev.device };
+	struct hfi1dv_mr_cache_stats s = {};
+	struct hfi1dv_mr_cache_limits l = {};
+	struct hfi1dv_mr_event me = {};
+	struct hfi1dv_mr_attr attr = {};
+	struct ibv_async_event ev = {
+		.event_type = HFI1DV_EVENT_MR_INVALIDATED,
+	};
+	struct ibv_mr mr = { .context = &ctx };
+
+	(void)state;
+	assert_int_equal(hfi1dv_query_mr_cache(&ctx, &s, sizeof(s)),
+			 EOPNOTSUPP);
+	assert_int_equal(hfi1dv_get_mr_cache_limits(&ctx, &l, sizeof(l)),
+			 EOPNOTSUPP);
+	assert_int_equal(hfi1dv_set_mr_cache_limits(&ctx, &l, sizeof(l)),
+			 EOPNOTSUPP);
+	assert_int_equal(hfi1dv_get_mr_event(&ctx, &ev, &me, sizeof(me)),
+			 EOPNOTSUPP);
+	assert_int_equal(hfi1dv_query_mr(&mr, &attr, sizeof(attr)), EOPNOTSUPP);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(test_reg_dereg, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_hits, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_bad_input, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_rereg, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_invalidated, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_limits, setup, teardown),
+		cmocka_unit_test(test_other_device),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
