@@ -16,6 +16,8 @@
 #include "hfi1_drv.h"
 #include "mr_cache.h"
 
+struct hfi1_stats;
+
 #ifndef container_of
 /* clang-format 14 takes "(ptr) -" for a cast and eats the spaces around "-". */
 /* clang-format off */
@@ -199,7 +201,7 @@ struct hfi1_context {
 	/* Soft backend: the MR cache over drv, its counters, the MR table. */
 	struct hfi1_mrc *mrc;
 	struct hfi1_mrc_ops mrc_ops;
-	struct hfi1_mrc_counters *mrc_counters;
+	struct hfi1_stats *mr_stats; /* the counters, in a stats file */
 	struct hfi1_mr_table mr_table;
 	struct hfi1_mr_history mr_history;
 	/* Set while the context is torn down: no more async events. */

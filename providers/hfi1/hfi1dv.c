@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "hfi1.h"
+#include "stats.h"
 #include "hfi1dv.h"
 
 /* The smallest struct a caller may pass: up to and with the comp_mask. */
@@ -134,7 +135,7 @@ HFI1_EXPORT int hfi1dv_query_mr_cache(struct ibv_context *context,
 	ret = check_out_mask(ctx, stats->comp_mask);
 	if (ret)
 		return ret;
-	c = ctx->mrc_counters;
+	c = hfi1_stats_counters(ctx->mr_stats);
 #define LOAD(f) atomic_load_explicit(&c->f, memory_order_relaxed)
 	full.hits = LOAD(hits);
 	full.misses = LOAD(misses);
@@ -205,10 +206,13 @@ hfi1dv_set_mr_cache_limits(struct ibv_context *context,
 	if (in.comp_mask & HFI1DV_MR_CACHE_LIMIT_MAX_BYTES)
 		l.max_bytes = in.max_bytes;
 	ret = hfi1_mrc_set_limits(ctx->mrc, &l);
-	if (ret)
+	if (ret) {
 		hfi1_err(ctx, "the cache refused the limits: %s\n",
 			 strerror(ret));
-	return ret;
+		return ret;
+	}
+	hfi1_stats_set_limits(ctx->mr_stats, &l);
+	return 0;
 }
 
 HFI1_EXPORT int

@@ -18,6 +18,7 @@
 #include <string.h>
 
 #include "hfi1.h"
+#include "stats.h"
 #include "hfi1dv.h"
 
 #define HFI1_MR_REMOTE_ACCESS                               \
@@ -489,21 +490,6 @@ static void mrc_log(void *arg, int level, const char *msg)
 		 len && msg[len - 1] == '\n' ? "" : "\n");
 }
 
-/*
- * The storage of the context's cache counters. The one place to change
- * when they move into the shared per-context stats file (stats.c).
- */
-static struct hfi1_mrc_counters *mr_counters_alloc(struct hfi1_context *ctx)
-{
-	return calloc(1, sizeof(struct hfi1_mrc_counters));
-}
-
-static void mr_counters_free(struct hfi1_context *ctx,
-			     struct hfi1_mrc_counters *counters)
-{
-	free(counters);
-}
-
 /* After the soft drv is open: the MR table, the history, the cache. */
 int hfi1_mr_init(struct hfi1_context *ctx)
 {
@@ -522,8 +508,10 @@ int hfi1_mr_init(struct hfi1_context *ctx)
 		ret = ENOMEM;
 		goto err_history_lock;
 	}
-	ctx->mrc_counters = mr_counters_alloc(ctx);
-	if (!ctx->mrc_counters) {
+	/* The counters live in the stats file hfi1_mrstat(1) reads. */
+	ctx->mr_stats = hfi1_stats_open(ctx->ibv_ctx.context.device->name,
+					mrc_log, ctx);
+	if (!ctx->mr_stats) {
 		ret = ENOMEM;
 		goto err_history;
 	}
@@ -532,19 +520,21 @@ int hfi1_mr_init(struct hfi1_context *ctx)
 	ctx->mrc_ops.log = mrc_log;
 	ctx->mrc_ops.arg = ctx;
 	hfi1_mrc_limits_from_env(&limits, mrc_log, ctx);
-	ctx->mrc = hfi1_mrc_create(ctx->drv, &limits, ctx->mrc_counters,
+	ctx->mrc = hfi1_mrc_create(ctx->drv, &limits,
+				   hfi1_stats_counters(ctx->mr_stats),
 				   &ctx->mrc_ops);
 	if (!ctx->mrc) {
 		ret = errno;
 		hfi1_err(ctx, "cannot create the MR cache: %s\n",
 			 strerror(ret));
-		goto err_counters;
+		goto err_stats;
 	}
+	hfi1_stats_set_limits(ctx->mr_stats, &limits);
 	return 0;
 
-err_counters:
-	mr_counters_free(ctx, ctx->mrc_counters);
-	ctx->mrc_counters = NULL;
+err_stats:
+	hfi1_stats_close(ctx->mr_stats);
+	ctx->mr_stats = NULL;
 err_history:
 	free(ctx->mr_history.recs);
 	ctx->mr_history.recs = NULL;
@@ -571,8 +561,9 @@ void hfi1_mr_cleanup(struct hfi1_context *ctx)
 	for (i = 0; i < HFI1_MR_CHUNKS; i++)
 		free(atomic_load_explicit(&ctx->mr_table.chunks[i],
 					  memory_order_relaxed));
-	mr_counters_free(ctx, ctx->mrc_counters);
-	ctx->mrc_counters = NULL;
+	/* After the cache: it writes the counters until destroyed. */
+	hfi1_stats_close(ctx->mr_stats);
+	ctx->mr_stats = NULL;
 	free(ctx->mr_history.recs);
 	ctx->mr_history.recs = NULL;
 	pthread_spin_destroy(&ctx->mr_history.lock);
