@@ -34,9 +34,10 @@ struct hfi1_drv_ops {
 	 * kernel's MMU notifier runs inside munmap(), so its event bits are
 	 * set by the time munmap() returns; a backend whose notifier runs in
 	 * another thread (the soft HFI) applies what is pending here, so
-	 * that hfi1_drv_events() sees every unmapping that returned before
-	 * it was called. Must be cheap when nothing is pending, and must not
-	 * take a lock then.
+	 * that hfi1_drv_events() sees every unmapping that took effect
+	 * before it was called (whose address may be mapped again before
+	 * its munmap() returns). Must be cheap when nothing is pending, and
+	 * must not take a lock then.
 	 */
 	void (*sync_events)(struct hfi1_drv *drv);
 };
@@ -67,8 +68,9 @@ static inline int hfi1_drv_ioctl(struct hfi1_drv *drv, unsigned long cmd,
 }
 
 /*
- * The event word, up to date: every event bit for an unmapping that
- * returned before this call is set (see sync_events). An acquire load.
+ * The event word, up to date: every event bit for an unmapping that took
+ * effect before this call is set, even if the munmap() has not returned
+ * yet in its thread (see sync_events). An acquire load.
  */
 static inline __u64 hfi1_drv_events(struct hfi1_drv *drv)
 {

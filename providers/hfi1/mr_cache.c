@@ -19,10 +19,11 @@
  *
  * No lookup returns an entry the driver has invalidated: before each
  * lookup the event word is checked (hfi1_drv_events(): every unmapping
- * that returned before it is there), together with c->draining, which a
- * drain raises before its TID_INVAL_READ clears the bit and lowers once
- * what it read is applied. Either one sends the lookup into
- * hfi1_mrc_drain(), which waits for a drain in progress on c->drain_lock.
+ * that freed its address before it is there, returned or not), together
+ * with c->draining, which a drain raises before its TID_INVAL_READ clears
+ * the bit and lowers once what it read is applied. Either one sends the
+ * lookup into hfi1_mrc_drain(), which waits for a drain in progress on
+ * c->drain_lock.
  *
  * The driver names invalidated TIDs by tidinfo only. A TID that a miss has
  * programmed but not yet registered has no owner: the drain marks it in

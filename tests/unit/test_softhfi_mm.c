@@ -632,6 +632,79 @@ static void test_events_sync(void **state)
 	close_and_check_pins(f);
 }
 
+struct unmapper {
+	char *buf;
+	size_t len;
+	int ret;
+};
+
+static void *unmap_thread(void *arg)
+{
+	struct unmapper *u = arg;
+
+	u->ret = munmap(u->buf, u->len);
+	return NULL;
+}
+
+/*
+ * munmap() frees the address before it returns: userfaultfd delivers its
+ * event only after the kernel has dropped mmap_lock, so another thread's
+ * mmap() can be handed the same address while the unmapping thread still
+ * waits for the event to be read. hfi1's MMU notifier runs before the
+ * address is free; so the invalidation of the old memory's entry must be
+ * in the event word as soon as the address can be mapped again, or a
+ * registration cache hits the stale entry for the new memory.
+ */
+static void test_events_sync_address_reuse(void **state)
+{
+	struct fixture *f = *state;
+	uint32_t tid, inval[8], cnt;
+	struct unmapper u;
+	unsigned int round, late = 0;
+	pthread_t thread;
+	char *buf, *again;
+
+	f->drv = open_ctx(0, 0, 0);
+	assert_non_null(f->drv);
+	for (round = 0; round < 200; round++) {
+		buf = map_pages(2);
+		assert_non_null(buf);
+		memset(buf, 1, 2 * pg);
+		assert_int_equal(
+			tid_update(f->drv, buf, 2 * pg, &tid, 1, &cnt, NULL),
+			0);
+		u = (struct unmapper){ .buf = buf, .len = 2 * pg };
+		assert_int_equal(
+			pthread_create(&thread, NULL, unmap_thread, &u), 0);
+		/* EEXIST until the other thread's munmap() took it away. */
+		do
+			again = mmap(buf, 2 * pg, PROT_READ | PROT_WRITE,
+				     MAP_PRIVATE | MAP_ANONYMOUS |
+					     MAP_FIXED_NOREPLACE,
+				     -1, 0);
+		while (again == MAP_FAILED && errno == EEXIST);
+		assert_ptr_equal(again, buf);
+		late += !(hfi1_drv_events(f->drv) & HFI1_EVENT_TID_MMU_NOTIFY);
+		assert_int_equal(pthread_join(thread, NULL), 0);
+		assert_int_equal(u.ret, 0);
+
+		assert_true(hfi1_drv_events(f->drv) &
+			    HFI1_EVENT_TID_MMU_NOTIFY);
+		assert_int_equal(
+			tid_inval_read(f->drv, inval, ARRAY_SIZE(inval), &cnt),
+			0);
+		assert_int_equal(cnt, 1);
+		assert_int_equal(inval[0], tid);
+		assert_int_equal(tid_free(f->drv, &tid, 1, &cnt), 0);
+		assert_int_equal(munmap(again, 2 * pg), 0);
+	}
+	if (late)
+		print_message("%u of %u reused addresses before their event\n",
+			      late, round);
+	assert_int_equal(late, 0);
+	close_and_check_pins(f);
+}
+
 struct placer {
 	struct hfi1_drv *drv;
 	uint32_t tid;
@@ -1990,6 +2063,7 @@ int main(int argc, char **argv)
 		MM_TEST(test_remap_fixed_invalidates),
 		MM_TEST(test_remap_fixed_during_dma),
 		MM_TEST(test_events_sync),
+		MM_TEST(test_events_sync_address_reuse),
 		MM_TEST(test_madv_dontneed),
 		MM_TEST(test_madv_free),
 		MM_TEST(test_mremap_move),

@@ -19,7 +19,9 @@
  * context's lock; each context also drains the log itself before it acts.
  * The monitor raises `reading` before read() and lowers it only after
  * publishing, and the unmapping thread resumes only once read() returned:
- * so whoever drains after munmap() returned sees the event.
+ * so whoever drains after munmap() returned sees the event. The address
+ * is free before munmap() returns, though (see unmap_in_flight()): the
+ * drains also wait for the events the kernel has not handed over yet.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -391,12 +393,41 @@ int softhfi_notifier_watch(struct softhfi_watch *w, uint64_t start,
 	return EOPNOTSUPP;
 }
 
-/* Wait out a read() in progress in the monitor: it is short. */
+/*
+ * Whether the kernel has taken away a watched range whose event the
+ * monitor has not read yet. munmap() and mremap() take the range away
+ * under mmap_lock but queue their event only after dropping it
+ * (userfaultfd_unmap_complete()): in between, another thread's mmap() can
+ * be handed the same address and look it up, before the unmapping thread
+ * has even returned. hfi1's notifier runs before the address is free;
+ * ours cannot, so those who must not miss the event ask the kernel: it
+ * counts such events in the userfaultfd's mmap_changing, from before the
+ * range goes away until read() takes the event, and fails
+ * UFFDIO_WRITEPROTECT with EAGAIN while any is counted, before it looks
+ * at the (here empty, hence EINVAL) range. One system call; errno kept.
+ */
+static bool unmap_in_flight(struct softhfi_notifier *n)
+{
+	struct uffdio_writeprotect wp = { 0 };
+	int saved = errno;
+	bool busy;
+
+	busy = ioctl(n->uffd, UFFDIO_WRITEPROTECT, &wp) && errno == EAGAIN;
+	errno = saved;
+	return busy;
+}
+
+/*
+ * Wait out the events the kernel owes the monitor and a read() in
+ * progress in the monitor: both are short, the monitor reads at once.
+ * In that order: once an event is no longer counted in the kernel, read()
+ * has taken it, so `reading` is raised or head is past it.
+ */
 static uint64_t settled_head(struct softhfi_notifier *n)
 {
 	unsigned int spins = 0;
 
-	while (atomic_load(&n->reading)) {
+	while (unmap_in_flight(n) || atomic_load(&n->reading)) {
 		if (++spins > 64)
 			sched_yield();
 	}
@@ -474,7 +505,7 @@ bool softhfi_notifier_pending_locked(struct softhfi_watch *w)
 {
 	struct softhfi_notifier *n = w->notifier;
 
-	return atomic_load(&n->reading) ||
+	return unmap_in_flight(n) || atomic_load(&n->reading) ||
 	       atomic_load_explicit(&n->head, memory_order_acquire) !=
 		       atomic_load_explicit(&w->cursor, memory_order_relaxed);
 }
@@ -483,14 +514,17 @@ bool softhfi_notifier_pending_locked(struct softhfi_watch *w)
  * `reading` is raised before the monitor's read() and lowered after
  * publishing, and an unmapping thread resumes only after that read(): so
  * once munmap() has returned, either `reading` is set or head is past its
- * event. A cursor equal to head was stored (release) by the drain that
+ * event. An address it freed can be mapped again before that, though: the
+ * kernel's count of unread events (unmap_in_flight()) covers the gap, and
+ * is looked at first, so that once it says none, `reading` or head shows
+ * the event. A cursor equal to head was stored (release) by the drain that
  * applied everything before head, after it did.
  */
 bool softhfi_notifier_pending(struct softhfi_watch *w)
 {
 	struct softhfi_notifier *n = w->notifier;
 
-	return atomic_load(&n->reading) ||
+	return unmap_in_flight(n) || atomic_load(&n->reading) ||
 	       atomic_load_explicit(&n->head, memory_order_acquire) !=
 		       atomic_load_explicit(&w->cursor, memory_order_acquire);
 }

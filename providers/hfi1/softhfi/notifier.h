@@ -82,8 +82,9 @@ bool softhfi_notifier_changed_since(struct softhfi_watch *w, uint64_t seq,
 
 /*
  * Apply every event logged so far, including one the monitor is reading
- * right now: once munmap() has returned in any thread, its event is
- * applied by the next drain. Caller holds w->lock.
+ * right now or the kernel has yet to hand it: once munmap() has freed an
+ * address in any thread, its event is applied by the next drain. Caller
+ * holds w->lock.
  */
 void softhfi_notifier_drain_locked(struct softhfi_watch *w);
 
@@ -94,10 +95,11 @@ void softhfi_notifier_drain_locked(struct softhfi_watch *w);
 bool softhfi_notifier_pending_locked(struct softhfi_watch *w);
 
 /*
- * The same without w->lock, for a fast path: a few atomic loads. False
- * means that every event logged before the call (every unmapping that
- * returned before it) has been applied by a drain, and that the effects
- * of that drain are visible to the caller.
+ * The same without w->lock, for a fast path: one system call and a few
+ * atomic loads. False means that every unmapping that took effect before
+ * the call (whose address another thread may already have mapped again,
+ * even if munmap() has not returned yet) has been logged and applied by a
+ * drain, and that the effects of that drain are visible to the caller.
  */
 bool softhfi_notifier_pending(struct softhfi_watch *w);
 

@@ -1263,8 +1263,9 @@ static void sctxt_close(struct hfi1_drv *drv)
  * hfi1's MMU notifier runs inside munmap(); ours runs in the notifier's
  * threads, and the event bit may not be raised yet when munmap() returns.
  * Apply what the notifier has logged, so that the caller's next look at
- * the event word sees it. Nothing pending (the usual case): a few atomic
- * loads, no lock.
+ * the event word sees it. Nothing pending (the usual case): one system
+ * call (see unmap_in_flight() in notifier.c) and a few atomic loads, no
+ * lock.
  */
 static void sctxt_sync_events(struct hfi1_drv *drv)
 {
