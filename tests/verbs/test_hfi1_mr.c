@@ -9,6 +9,7 @@
  */
 #include <errno.h>
 #include <poll.h>
+#include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -502,6 +503,101 @@ static void test_limits(void **state)
 	munmap(buf, MiB);
 }
 
+#define NT 4 /* threads */
+
+#define NREG 200 /* registrations of its own buffer, per thread */
+
+struct thread_arg {
+	struct fixture *f;
+	char *shared;
+	int failures;
+	uint32_t keys[NREG]; /* of the MRs over its own buffer */
+};
+
+/* Registers the shared buffer and its own, which it unmaps while in use. */
+static void *reg_thread(void *p)
+{
+	struct thread_arg *a = p;
+	struct ibv_mr *mr, *own;
+	char *buf;
+	int i;
+
+	for (i = 0; i < NREG; i++) {
+		mr = ibv_reg_mr(a->f->pd, a->shared + (i % 8) * 4096, 4096,
+				RW_ACCESS);
+		buf = mmap(NULL, 8 * 4096, PROT_READ | PROT_WRITE,
+			   MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+		if (buf == MAP_FAILED) {
+			a->failures++;
+			break;
+		}
+		memset(buf, 1, 8 * 4096);
+		own = ibv_reg_mr(a->f->pd, buf, 8 * 4096, RW_ACCESS);
+		if (!mr || !own)
+			a->failures++;
+		a->keys[i] = own ? own->lkey : 0;
+		munmap(buf, 8 * 4096);
+		if (own && ibv_dereg_mr(own))
+			a->failures++;
+		if (mr && ibv_dereg_mr(mr))
+			a->failures++;
+	}
+	return NULL;
+}
+
+/*
+ * Registration, deregistration and invalidation from several threads at
+ * once (run it under ThreadSanitizer: -DHFI1_SANITIZE=thread); every
+ * invalidated MR's event arrives.
+ */
+static void test_threads(void **state)
+{
+	struct fixture *f = *state;
+	struct thread_arg args[NT];
+	pthread_t threads[NT];
+	struct ibv_async_event ev;
+	char *shared = map(MiB);
+	int i, j, seen[NT][NREG] = {};
+	int events = 0, foreign = 0, twice = 0, missing = 0;
+	bool found;
+
+	for (i = 0; i < NT; i++) {
+		args[i] = (struct thread_arg){ .f = f, .shared = shared };
+		assert_int_equal(
+			pthread_create(&threads[i], NULL, reg_thread, &args[i]),
+			0);
+	}
+	for (i = 0; i < NT; i++) {
+		assert_int_equal(pthread_join(threads[i], NULL), 0);
+		assert_int_equal(args[i].failures, 0);
+	}
+	while (events < NT * NREG && next_event(f->ctx, &ev)) {
+		assert_int_equal(ev.event_type, HFI1DV_EVENT_MR_INVALIDATED);
+		found = false;
+		for (i = 0; i < NT && !found; i++)
+			for (j = 0; j < NREG && !found; j++)
+				if (args[i].keys[j] ==
+				    (uint32_t)ev.element.port_num) {
+					twice += seen[i][j]++ == 1;
+					found = true;
+				}
+		foreign += !found;
+		ibv_ack_async_event(&ev);
+		events++;
+	}
+	for (i = 0; i < NT; i++)
+		for (j = 0; j < NREG; j++)
+			missing += !seen[i][j];
+	print_message("%d events: %d foreign, %d twice, %d MRs without\n",
+		      events, foreign, twice, missing);
+	/* Events only for the unmapped MRs, one each... */
+	assert_int_equal(foreign, 0);
+	assert_int_equal(twice, 0);
+	/* ... and one for every MR unmapped while registered. */
+	assert_int_equal(missing, 0);
+	munmap(shared, MiB);
+}
+
 /* hfi1dv on a context of another provider's device. */
 static void test_other_device(void **state)
 {
@@ -529,7 +625,11 @@ static void test_other_device(void **state)
 	assert_int_equal(hfi1dv_query_mr(&mr, &attr, sizeof(attr)), EOPNOTSUPP);
 }
 
-int main(void)
+/*
+ * test_hfi1_mr [threads]: the single-threaded tests, or (its own ctest
+ * case) registration, deregistration and invalidation from many threads.
+ */
+int main(int argc, char **argv)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_reg_dereg, setup,
@@ -543,6 +643,11 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_limits, setup, teardown),
 		cmocka_unit_test(test_other_device),
 	};
+	const struct CMUnitTest thread_tests[] = {
+		cmocka_unit_test_setup_teardown(test_threads, setup, teardown),
+	};
 
+	if (argc > 1 && !strcmp(argv[1], "threads"))
+		return cmocka_run_group_tests(thread_tests, NULL, NULL);
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
