@@ -132,6 +132,7 @@ struct softhfi_ctxt {
 	unsigned int tids_invalid;
 	uint64_t tid_n_pinned; /* pages */
 	uint64_t invalidations;
+	uint64_t overflows; /* drains that found the log wrapped */
 	uint32_t *invalid_tids;
 	unsigned int invalid_tid_idx;
 	struct pageset *psets; /* scratch for TID_UPDATE */
@@ -872,7 +873,9 @@ static void invalidate_range_locked(struct softhfi_watch *w, uint64_t start,
 					offsetof(struct softhfi_ctxt, watch));
 	unsigned int i, programmed = ctx->tid_used - ctx->tids_invalid;
 
-	(void)reason;
+	/* Events were lost: [0, UINT64_MAX) takes every entry below. */
+	if (reason == SOFTHFI_INVAL_OVERFLOW)
+		ctx->overflows++;
 	for (i = 0; programmed && i < ctx->params.expected_count; i++) {
 		struct soft_tid *tid = &ctx->tids[i];
 		uint64_t tid_end;
@@ -1506,6 +1509,7 @@ void softhfi_get_stats(struct hfi1_drv *drv, struct softhfi_stats *stats)
 	stats->inval_queued = ctx->invalid_tid_idx;
 	stats->pinned_pages = ctx->tid_n_pinned;
 	stats->invalidations = ctx->invalidations;
+	stats->overflows = ctx->overflows;
 	pthread_mutex_unlock(&ctx->lock);
 }
 

@@ -82,6 +82,12 @@ struct softhfi_stats {
 	unsigned int inval_queued; /* awaiting TID_INVAL_READ */
 	uint64_t pinned_pages; /* by this context */
 	uint64_t invalidations; /* entries invalidated, ever */
+	/*
+	 * Times the notifier's log wrapped before this context read it, so
+	 * that it had to assume all its memory gone and invalidate every
+	 * programmed entry (see Documentation/softhfi-tid.md).
+	 */
+	uint64_t overflows;
 };
 
 void softhfi_get_stats(struct hfi1_drv *drv, struct softhfi_stats *stats);
