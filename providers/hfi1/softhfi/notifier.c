@@ -40,7 +40,14 @@
 
 #include "notifier.h"
 
-#define INVAL_LOG_ORDER 12
+/*
+ * 16384 records of 32 bytes: 512 KiB per process. Ranges stay watched
+ * after TID_FREE, so a heap that was registered once keeps reporting every
+ * trim of it; an allocator-heavy process logs some 50,000 events a second,
+ * and a worker starved of CPU for a few scheduler slices fell 6,500
+ * behind. A wrap costs every context all its entries (OVERFLOW).
+ */
+#define INVAL_LOG_ORDER 14
 #define INVAL_LOG_SIZE (1u << INVAL_LOG_ORDER)
 #define INVAL_LOG_MASK (INVAL_LOG_SIZE - 1)
 #define UFFD_READ_BATCH 16
