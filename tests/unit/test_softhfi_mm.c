@@ -3,8 +3,9 @@
  * Memory-management tests of the soft HFI's expected-receive (TID)
  * interface: what happens to programmed entries when the memory behind
  * them goes away (munmap, madvise, mremap), the invalidation queue and its
- * event bit, the pin limit as an unprivileged user, fork(), and the
- * notifier's monitor thread against the application's allocator.
+ * event bit, the pin limit as an unprivileged user, fork(), the
+ * notifier's monitor thread against the application's allocator, and what
+ * a context does when it falls too far behind the notifier's log.
  *
  * Everything goes through the driver interface as a user of it would:
  * softhfi_open(), hfi1_drv_ioctl() with the kernel's commands and structs,
@@ -43,6 +44,8 @@
 #include <time.h>
 #include <unistd.h>
 #include <linux/capability.h>
+#include <linux/userfaultfd.h>
+#include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
@@ -2055,6 +2058,178 @@ static void test_allocator_no_deadlock(void **state)
 	close_and_check_pins(f);
 }
 
+/* 7. A context that falls too far behind the notifier's log */
+
+/* Twice the records the notifier's log holds (16384). */
+#define LOG_WRAP_EVENTS (2 * 16384)
+
+/*
+ * A userfaultfd of the test's own, in missing mode, that also holds the
+ * kernel's accesses: a system call that writes to a page it covers
+ * sleeps until the test fills the page. -1 if this process may not have
+ * one (CAP_SYS_PTRACE or vm.unprivileged_userfaultfd).
+ */
+static int open_kernel_uffd(void)
+{
+	struct uffdio_api api = { .api = UFFD_API };
+	int fd;
+
+	fd = syscall(SYS_userfaultfd, O_CLOEXEC | O_NONBLOCK);
+	if (fd < 0)
+		return -1;
+	if (ioctl(fd, UFFDIO_API, &api)) {
+		close(fd);
+		return -1;
+	}
+	return fd;
+}
+
+/* Whether a fault arrived on @uffd within the deadline. */
+static bool wait_uffd_fault(int uffd)
+{
+	struct pollfd pfd = { .fd = uffd, .events = POLLIN };
+	struct uffd_msg msg;
+
+	if (poll(&pfd, 1, DEADLINE_MS) != 1)
+		return false;
+	return read(uffd, &msg, sizeof(msg)) == sizeof(msg) &&
+	       msg.event == UFFD_EVENT_PAGEFAULT;
+}
+
+struct stalled_update {
+	struct hfi1_drv *drv;
+	struct hfi1_tid_info tinfo;
+	int err;
+};
+
+static void *stalled_update_thread(void *arg)
+{
+	struct stalled_update *u = arg;
+
+	if (hfi1_drv_ioctl(u->drv, HFI1_IOCTL_TID_UPDATE, &u->tinfo))
+		u->err = errno;
+	return NULL;
+}
+
+/*
+ * More events than the log holds arrive while nothing can drain the
+ * context: a TID_UPDATE holds the context's lock, asleep in its copy of
+ * the tid list to a page that the test's userfaultfd keeps missing, so
+ * the worker waits for the lock. The events are madvise(MADV_DONTNEED)
+ * of a range that is watched but has no entry. Once the lock is free the
+ * context cannot tell what went away: it must invalidate every entry,
+ * the one just programmed included, and count one overflow.
+ */
+static void test_log_overflow_invalidates_all(void **state)
+{
+	struct fixture *f = *state;
+	uint32_t live[4], inval[8], cnt, i;
+	struct stalled_update u = { 0 };
+	struct uffdio_register reg = { 0 };
+	struct uffdio_zeropage zero = { 0 };
+	const char *why = NULL;
+	struct softhfi_stats st;
+	char *bufs[3], *watched, *stall_buf;
+	uint32_t *hole;
+	pthread_t th;
+	int uffd;
+
+	uffd = open_kernel_uffd();
+	if (uffd < 0) {
+		print_message("no userfaultfd for kernel faults: %s\n",
+			      strerror(errno));
+		skip();
+	}
+	f->drv = open_ctx(0, 0, 0);
+	assert_non_null(f->drv);
+
+	/* Three live buffers of 1, 2 and 4 pages: one entry each. */
+	for (i = 0; i < 3; i++) {
+		bufs[i] = map_pages(1u << i);
+		assert_non_null(bufs[i]);
+		assert_int_equal(tid_update(f->drv, bufs[i], (1u << i) * pg,
+					    &live[i], 1, &cnt, NULL),
+				 0);
+		assert_int_equal(cnt, 1);
+	}
+	/* Watched once, no entry now: its events invalidate nothing. */
+	watched = map_pages(1);
+	assert_non_null(watched);
+	assert_int_equal(tid_update(f->drv, watched, pg, inval, 1, &cnt, NULL),
+			 0);
+	assert_int_equal(tid_free(f->drv, inval, 1, &cnt), 0);
+	softhfi_get_stats(f->drv, &st);
+	assert_int_equal(st.overflows, 0);
+
+	stall_buf = map_pages(1);
+	assert_non_null(stall_buf);
+	hole = mmap(NULL, pg, PROT_READ | PROT_WRITE,
+		    MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	assert_true(hole != MAP_FAILED);
+	reg.range.start = (uintptr_t)hole;
+	reg.range.len = pg;
+	reg.mode = UFFDIO_REGISTER_MODE_MISSING;
+	assert_int_equal(ioctl(uffd, UFFDIO_REGISTER, &reg), 0);
+
+	u.drv = f->drv;
+	u.tinfo.vaddr = (uintptr_t)stall_buf;
+	u.tinfo.tidlist = (uintptr_t)hole;
+	u.tinfo.length = pg;
+	assert_int_equal(pthread_create(&th, NULL, stalled_update_thread, &u),
+			 0);
+	/* No cmocka assert until the thread is released and joined. */
+	if (!wait_uffd_fault(uffd))
+		why = "TID_UPDATE never wrote its tid list";
+	for (i = 0; !why && i < LOG_WRAP_EVENTS; i++)
+		if (madvise(watched, pg, MADV_DONTNEED))
+			why = "madvise(MADV_DONTNEED) failed";
+
+	zero.range.start = (uintptr_t)hole;
+	zero.range.len = pg;
+	if (ioctl(uffd, UFFDIO_ZEROPAGE, &zero) && !why)
+		why = "UFFDIO_ZEROPAGE failed";
+	pthread_join(th, NULL);
+	if (why)
+		fail_msg("%s", why);
+	assert_int_equal(u.err, 0);
+	assert_int_equal(u.tinfo.tidcnt, 1);
+	live[3] = hole[0];
+
+	/* The worker drains once it has the lock, and raises the event. */
+	assert_true(wait_mmu_event(f->drv));
+	softhfi_get_stats(f->drv, &st);
+	assert_int_equal(st.overflows, 1);
+	assert_int_equal(st.tids_used, 4);
+	assert_int_equal(st.tids_invalid, 4);
+	assert_int_equal(st.inval_queued, 4);
+	assert_int_equal(st.invalidations, 4);
+	assert_int_equal(st.pinned_pages, 0);
+	errno = 0;
+	assert_int_equal(place(f->sv, f->drv, live[0], 0, 0x66, 16), -1);
+	assert_int_equal(errno, ESTALE);
+	drain_wire(f->sv[1]);
+	assert_int_equal(tid_inval_read(f->drv, inval, ARRAY_SIZE(inval), &cnt),
+			 0);
+	assert_int_equal(cnt, 4);
+	assert_true(same_tids(inval, live, 4));
+	assert_int_equal(tid_free(f->drv, live, 4, &cnt), 0);
+	assert_int_equal(cnt, 4);
+
+	/* The context reads the log afresh: one more event, no overflow. */
+	assert_int_equal(madvise(watched, pg, MADV_DONTNEED), 0);
+	softhfi_get_stats(f->drv, &st);
+	assert_int_equal(st.overflows, 1);
+	assert_int_equal(st.tids_used, 0);
+
+	close(uffd);
+	munmap(hole, pg);
+	munmap(stall_buf, pg);
+	munmap(watched, pg);
+	for (i = 0; i < 3; i++)
+		munmap(bufs[i], (1u << i) * pg);
+	close_and_check_pins(f);
+}
+
 static int group_setup(void **state)
 {
 	(void)state;
@@ -2062,7 +2237,7 @@ static int group_setup(void **state)
 	return 0;
 }
 
-/* 7. Nothing stays pinned once every context is closed. */
+/* 8. Nothing stays pinned once every context is closed. */
 static int group_teardown(void **state)
 {
 	(void)state;
@@ -2098,6 +2273,7 @@ int main(int argc, char **argv)
 		MM_TEST(test_fork_parent_unmaps_after_close),
 		MM_TEST(test_fork_child_pin_budget),
 		MM_TEST(test_allocator_no_deadlock),
+		MM_TEST(test_log_overflow_invalidates_all),
 	};
 
 	/*
