@@ -14,8 +14,8 @@ bring_up_soft_hfi
 
 echo "== ibv_devices"
 ibv_devices
-echo "== hfi1_demo"
-build/bin/hfi1_demo -d hfi1_0
+echo "== hfi1_demo (under hfi1_mrstat, which prints its MR cache counters at the end)"
+build/bin/hfi1_mrstat -- build/bin/hfi1_demo -d hfi1_0
 echo
 echo "The soft HFI stays up. To use it from your shell:"
 echo "    eval \"\$(build/bin/hfi1-soft up)\""
