@@ -1345,40 +1345,53 @@ static size_t memlock_share(void)
 /*
  * Another process of the same user pins all it can, so that the user's
  * RLIMIT_MEMLOCK charge (io_uring's, per user) is full while this process
- * pins nothing. Sends 'F' when full, exits on 'X'.
+ * pins nothing. Sends 'F' when full; on 'T' pins what has come free since
+ * (io_uring's deferred teardown of earlier rings gives their pages back
+ * to the user some milliseconds after they were closed) and sends 'F'
+ * again; exits on 'X', or when its parent has gone.
  */
 static void filler_main(int up, int down)
 {
-	size_t npages = 4 * memlock_share();
+	size_t share = memlock_share(), npages = 4 * share, next = 0;
 	struct hfi1_drv *drv[4];
-	unsigned int n, ctxs;
-	size_t next = 0;
+	unsigned int n[4] = { 0 }, ctxs = 0, i = 0;
 	uint32_t tid;
+	char token;
 	char *buf;
 
 	buf = map_pages(npages);
 	CHILD_CHECK(buf);
-	for (ctxs = 0; ctxs < 4; ctxs++) {
-		drv[ctxs] = open_ctx(0, 0, 1);
-		if (!drv[ctxs])
-			break; /* io_uring charges its rings too */
-		for (n = 0; next < npages; n++, next++) {
-			int err = tid_update(drv[ctxs], buf + next * pg, pg,
-					     &tid, 1, NULL, NULL);
+	for (;;) {
+		/*
+		 * The contexts first, as io_uring charges their rings too:
+		 * then what is left is pinned page by page, to the last page.
+		 */
+		while (ctxs < ARRAY_SIZE(drv) &&
+		       (drv[ctxs] = open_ctx(0, 0, 1)))
+			ctxs++;
+		CHILD_CHECK(ctxs > 0);
+		for (; i < ctxs; i++) {
+			int err = 0;
 
+			while (n[i] < share &&
+			       !(err = tid_update(drv[i], buf + next * pg, pg,
+						  &tid, 1, NULL, NULL))) {
+				n[i]++;
+				next++;
+			}
 			if (err) {
 				CHILD_CHECK(err == ENOMEM);
 				break;
 			}
 		}
-		if (!n)
-			break;
+		CHILD_CHECK(next > 0);
+		token_send(up, 'F');
+		if (read(down, &token, 1) != 1)
+			_exit(4);
+		if (token == 'X')
+			_exit(0);
+		CHILD_CHECK(token == 'T');
 	}
-	CHILD_CHECK(next > 0);
-	token_send(up, 'F');
-	if (!token_wait(down, 'X', CHILD_DEADLINE_MS))
-		_exit(4);
-	_exit(0);
 }
 
 /*
@@ -1416,8 +1429,9 @@ static void memlock_child(const struct passwd *nobody)
 	struct softhfi_stats st;
 	struct hfi1_drv *drv;
 	pid_t filler;
+	uint64_t end;
 	char *buf;
-	int status;
+	int status, err;
 
 	child_become_nobody(nobody, MEMLOCK_LIMIT);
 	CHILD_CHECK(softhfi_process_pinned_pages() == 0);
@@ -1467,12 +1481,31 @@ static void memlock_child(const struct passwd *nobody)
 	CHILD_CHECK(!pipe2(up, O_CLOEXEC) && !pipe2(down, O_CLOEXEC));
 	filler = fork();
 	CHILD_CHECK(filler >= 0);
-	if (!filler)
+	if (!filler) {
+		/* To see EOF on @down if this child fails. */
+		close(up[0]);
+		close(down[1]);
 		filler_main(up[1], down[0]);
+	}
 	close(up[1]);
 	close(down[0]);
 	CHILD_CHECK(token_wait(up[0], 'F', CHILD_DEADLINE_MS));
-	CHILD_CHECK(tid_update(drv, buf, pg, &one, 1, NULL, NULL) == ENOMEM);
+	/*
+	 * Rings closed shortly before (this child's earlier ones, the probe's
+	 * in child_wait_memlock_drained()) may give their pages back to the
+	 * user after the filler was full: a page that fits then is given
+	 * back, and the filler tops up, until none fits. The deadline only
+	 * bounds the deferred teardowns; ENOMEM must come.
+	 */
+	end = now_ms() + DEADLINE_MS;
+	while (!(err = tid_update(drv, buf, pg, &one, 1, NULL, &len))) {
+		CHILD_CHECK(len == pg);
+		CHILD_CHECK(!tid_free(drv, &one, 1, &freed) && freed == 1);
+		CHILD_CHECK(now_ms() < end);
+		token_send(down[1], 'T');
+		CHILD_CHECK(token_wait(up[0], 'F', CHILD_DEADLINE_MS));
+	}
+	CHILD_CHECK(err == ENOMEM);
 	softhfi_get_stats(drv, &st);
 	CHILD_CHECK(st.tids_used == 0 && st.pinned_pages == 0);
 	CHILD_CHECK(softhfi_process_pinned_pages() == 0);
