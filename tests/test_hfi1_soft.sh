@@ -428,6 +428,9 @@ check "down leaves a node it did not make" \
 	      says "not the node up made" && [ ! -e "$RUNDIR" ]'
 [ "$(stat -c %t:%T "$DEVDIR/uverbs$N0" 2>/dev/null)" = 1:5 ] &&
 	rm -f "$DEVDIR/uverbs$N0"
+# down kept the directory for the node it did not make; without one
+# before, the test's node was the last in it.
+[ "$DEV_BEFORE" = "(no $DEVDIR)" ] && rmdir -- "$DEVDIR" 2>/dev/null
 check "$DEVDIR is as it was before" devdir_intact
 
 # A rundir that needs quoting, and one that exists already.
