@@ -5,7 +5,9 @@
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <time.h>
+#include <sys/mman.h>
 
 #include "bench_common.h"
 
@@ -74,4 +76,24 @@ double bench_median(double *v, size_t n)
 		return 0;
 	qsort(v, n, sizeof(*v), cmp_double);
 	return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
+}
+
+void *bench_alloc_buffer(size_t size)
+{
+	size_t span = size + BENCH_BUFFER_ALIGN;
+	char *raw, *buf;
+
+	raw = mmap(NULL, span, PROT_READ | PROT_WRITE,
+		   MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (raw == MAP_FAILED)
+		return NULL;
+	buf = (char *)(((uintptr_t)raw + BENCH_BUFFER_ALIGN - 1) &
+		       ~(BENCH_BUFFER_ALIGN - 1));
+	if (buf > raw)
+		munmap(raw, buf - raw);
+	if (raw + span > buf + size)
+		munmap(buf + size, raw + span - (buf + size));
+	madvise(buf, size, MADV_NOHUGEPAGE);
+	memset(buf, 0xa5, size);
+	return buf;
 }

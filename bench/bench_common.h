@@ -26,6 +26,14 @@ uint64_t bench_now_ns(void);
 void bench_parse_args(int argc, char **argv, const char *what,
 		      struct bench_args *args);
 
+/*
+ * A buffer of @size bytes on a 2 MiB boundary, prefaulted, in 4 KiB pages
+ * (MADV_NOHUGEPAGE: no transparent huge page makes pinning look cheap).
+ * NULL if mmap() fails; munmap(buf, size) frees it.
+ */
+void *bench_alloc_buffer(size_t size);
+#define BENCH_BUFFER_ALIGN (2ul * 1024 * 1024)
+
 /* Sorts @v; the median of its @n values (0 if none). */
 double bench_median(double *v, size_t n);
 

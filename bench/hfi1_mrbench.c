@@ -39,7 +39,6 @@
 
 #define KIB (1024ul)
 #define MIB (1024ul * KIB)
-#define ALIGN_2M (2 * MIB)
 #define HIT_BATCH 256 /* hits timed together */
 #define TURN_NS (4 * 1000 * 1000ull) /* one method's turn in a round */
 
@@ -148,21 +147,13 @@ static uint64_t rnd(void)
 	return rng_state * 0x2545f4914f6cdd1dull;
 }
 
-/* 2 MiB aligned, 4 KiB pages, prefaulted: as tidbench's buffers. */
+/* bench_alloc_buffer(), or the bench ends. */
 static void *buffer(size_t len)
 {
-	char *raw, *p;
+	void *p = bench_alloc_buffer(len);
 
-	raw = mmap(NULL, len + ALIGN_2M, PROT_READ | PROT_WRITE,
-		   MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-	if (raw == MAP_FAILED)
+	if (!p)
 		die("mmap", errno);
-	p = (char *)(((uintptr_t)raw + ALIGN_2M - 1) & ~(ALIGN_2M - 1));
-	if (p > raw)
-		munmap(raw, p - raw);
-	munmap(p + len, raw + len + ALIGN_2M - p - len);
-	madvise(p, len, MADV_NOHUGEPAGE);
-	memset(p, 0xa5, len);
 	return p;
 }
 

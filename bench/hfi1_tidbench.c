@@ -37,7 +37,6 @@
 
 #define KIB (1024ul)
 #define MIB (1024ul * KIB)
-#define ALIGN_2M (2 * MIB)
 #define MAX_PIECES 64 /* slots of the raw io_uring baseline */
 #define MAX_SAMPLES 1000000
 #define TURN_NS (5 * 1000 * 1000ull) /* one method's turn in a round */
@@ -145,29 +144,6 @@ static double percentile(uint64_t *v, size_t n, double p)
 }
 
 /*
- * A buffer of @size bytes on a 2 MiB boundary, prefaulted, in 4 KiB pages
- * (MADV_NOHUGEPAGE: no transparent huge page makes pinning look cheap).
- */
-static void *alloc_buffer(size_t size)
-{
-	size_t span = size + ALIGN_2M;
-	char *raw, *buf;
-
-	raw = mmap(NULL, span, PROT_READ | PROT_WRITE,
-		   MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-	if (raw == MAP_FAILED)
-		return NULL;
-	buf = (char *)(((uintptr_t)raw + ALIGN_2M - 1) & ~(ALIGN_2M - 1));
-	if (buf > raw)
-		munmap(raw, buf - raw);
-	if (raw + span > buf + size)
-		munmap(buf + size, raw + span - (buf + size));
-	madvise(buf, size, MADV_NOHUGEPAGE);
-	memset(buf, 0xa5, size);
-	return buf;
-}
-
-/*
  * TID_UPDATE @size bytes at @buf in windows of at most b->window, taking
  * partial success, into b->tids. Returns the entries programmed (and the
  * calls made in *@calls), or -errno.
@@ -268,7 +244,7 @@ static void bench_pairs(struct bench *b, size_t size, struct pair_result *res)
 
 	memset(res, 0, sizeof(*res));
 	res->size = size;
-	buf = alloc_buffer(size);
+	buf = bench_alloc_buffer(size);
 	if (!buf)
 		die("mmap", errno);
 
@@ -517,7 +493,7 @@ static void print_json(const struct bench *b, const struct pair_result *pr,
 	       "\"buffer\":{\"align\":%lu,\"prefaulted\":true,"
 	       "\"thp\":\"MADV_NOHUGEPAGE\"},\"window_bytes\":%zu,",
 	       b->opts.args.quick ? "true" : "false", b->page_size,
-	       b->drv->ctxt_info.rcvtids, ALIGN_2M, b->window);
+	       b->drv->ctxt_info.rcvtids, BENCH_BUFFER_ALIGN, b->window);
 	printf("\"pin_pairs\":{\"unit\":\"ns\",\"statistic\":\"median\","
 	       "\"results\":[");
 	for (i = 0; i < npr; i++) {
