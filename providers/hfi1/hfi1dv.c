@@ -32,14 +32,21 @@ static int dv_context(struct ibv_context *ibctx, struct hfi1_context **ctxp)
 	return 0;
 }
 
+/* A comp_mask may have only the @known bits. */
+static int check_mask(struct hfi1_context *ctx, uint64_t comp_mask,
+		      uint64_t known)
+{
+	if (!(comp_mask & ~known))
+		return 0;
+	hfi1_err(ctx, "unknown comp_mask bits 0x%llx\n",
+		 (unsigned long long)(comp_mask & ~known));
+	return EINVAL;
+}
+
 /* Out structs: the caller's comp_mask asks for fields; none is known yet. */
 static int check_out_mask(struct hfi1_context *ctx, uint64_t comp_mask)
 {
-	if (!comp_mask)
-		return 0;
-	hfi1_err(ctx, "unknown comp_mask bits 0x%llx\n",
-		 (unsigned long long)comp_mask);
-	return EINVAL;
+	return check_mask(ctx, comp_mask, 0);
 }
 
 static void copy_out(void *out, size_t outlen, const void *full, size_t len)
@@ -174,14 +181,9 @@ hfi1dv_set_mr_cache_limits(struct ibv_context *context,
 		return EINVAL;
 	}
 	memcpy(&in, limits, inlen < sizeof(in) ? inlen : sizeof(in));
-	if (in.comp_mask & ~(uint64_t)HFI1DV_MR_CACHE_LIMITS_ALL) {
-		hfi1_err(
-			ctx, "unknown comp_mask bits 0x%llx\n",
-			(unsigned long long)(in.comp_mask &
-					     ~(uint64_t)
-						     HFI1DV_MR_CACHE_LIMITS_ALL));
-		return EINVAL;
-	}
+	ret = check_mask(ctx, in.comp_mask, HFI1DV_MR_CACHE_LIMITS_ALL);
+	if (ret)
+		return ret;
 	/* A field the caller's struct does not have cannot be applied. */
 	if (((in.comp_mask & HFI1DV_MR_CACHE_LIMIT_ENABLED) &&
 	     inlen < offsetof(struct hfi1dv_mr_cache_limits, reserved)) ||
@@ -231,14 +233,9 @@ hfi1dv_get_mr_cache_limits(struct ibv_context *context,
 		hfi1_err(ctx, "no limits or outlen %zu too small\n", outlen);
 		return EINVAL;
 	}
-	if (limits->comp_mask & ~(uint64_t)HFI1DV_MR_CACHE_LIMITS_ALL) {
-		hfi1_err(
-			ctx, "unknown comp_mask bits 0x%llx\n",
-			(unsigned long long)(limits->comp_mask &
-					     ~(uint64_t)
-						     HFI1DV_MR_CACHE_LIMITS_ALL));
-		return EINVAL;
-	}
+	ret = check_mask(ctx, limits->comp_mask, HFI1DV_MR_CACHE_LIMITS_ALL);
+	if (ret)
+		return ret;
 	hfi1_mrc_get_limits(ctx->mrc, &l);
 	/* comp_mask says which fields the caller's struct got. */
 	if (outlen >= offsetof(struct hfi1dv_mr_cache_limits, reserved))
