@@ -38,9 +38,9 @@ struct softhfi_watch {
 	softhfi_inval_fn invalidate;
 	/*
 	 * Optional: called by the worker after each of its drains, with
-	 * w->lock released, for slow work the drain left behind (it must
-	 * still never be needed for the drain's effects to be visible).
-	 * Detach waits for it to return.
+	 * w->lock released, for what the drain left to do outside the lock:
+	 * wake-ups and slow work (it must still never be needed for the
+	 * drain's effects to be visible). Detach waits for it to return.
 	 */
 	void (*after_drain)(struct softhfi_watch *w);
 	/*

@@ -156,6 +156,11 @@ struct softhfi_ctxt {
 	struct softhfi_watch watch;
 	bool watching;
 	void *event_page;
+	/*
+	 * An event bit went up under ctx->lock and the event fd is still to
+	 * be signalled: see ctxt_unlock().
+	 */
+	bool event_fd_owed;
 
 	/*
 	 * The way to user memory (see copy_from_user()): a pipe, empty
@@ -190,6 +195,23 @@ static void atfork_child(void)
 static void register_atfork(void)
 {
 	pthread_atfork(NULL, NULL, atfork_child);
+}
+
+/*
+ * Drop ctx->lock, then signal the event fd if an event bit went up under
+ * it (non-blocking: a counter that is already readable stays so). Not
+ * under the lock: the signal wakes the thread that acts on the event,
+ * which would first wait for the lock (traced: some 10 us per event).
+ */
+static void ctxt_unlock(struct softhfi_ctxt *ctx)
+{
+	bool owed = ctx->event_fd_owed;
+	uint64_t one = 1;
+
+	ctx->event_fd_owed = false;
+	pthread_mutex_unlock(&ctx->lock);
+	if (owed && write(ctx->drv.event_fd, &one, sizeof(one)) < 0)
+		return; /* EAGAIN: the counter is full, hence readable */
 }
 
 static struct softhfi_ctxt *to_sctxt(struct hfi1_drv *drv)
@@ -836,18 +858,16 @@ static int exp_rcv_setup_locked(struct softhfi_ctxt *ctx,
 }
 
 /*
- * Set @bit in the event word and, if it was clear, signal the event fd
- * (non-blocking: a counter that is already readable stays so). Caller
- * holds ctx->lock.
+ * Set @bit in the event word; if it was clear, the event fd is owed a
+ * signal, which ctxt_unlock() sends. Caller holds ctx->lock.
  */
 static void raise_event_locked(struct softhfi_ctxt *ctx, __u64 bit)
 {
-	uint64_t one = 1;
 	__u64 old;
 
 	old = atomic_fetch_or((_Atomic __u64 *)ctx->drv.events, bit);
-	if (!(old & bit) && write(ctx->drv.event_fd, &one, sizeof(one)) < 0)
-		return; /* EAGAIN: the counter is full, hence readable */
+	if (!(old & bit))
+		ctx->event_fd_owed = true;
 }
 
 /*
@@ -905,8 +925,8 @@ static void invalidate_range_locked(struct softhfi_watch *w, uint64_t start,
 }
 
 /*
- * The worker, after applying events: drop the pins invalidations left,
- * outside ctx->lock. The entries stay TID_UNPINNING meanwhile, so no one
+ * The worker, after applying events: signal the event fd (ctxt_unlock()),
+ * then drop the pins invalidations left, outside ctx->lock. The entries stay TID_UNPINNING meanwhile, so no one
  * frees or reuses their slots (TID_FREE waits for `unpinned`).
  */
 static void sctxt_after_drain(struct softhfi_watch *w)
@@ -921,7 +941,7 @@ static void sctxt_after_drain(struct softhfi_watch *w)
 	memcpy(ctx->unpin_work, ctx->unpin_pending, n * sizeof(uint32_t));
 	ctx->unpin_pending_n = 0;
 	ctx->unpin_busy = n;
-	pthread_mutex_unlock(&ctx->lock);
+	ctxt_unlock(ctx);
 	if (!n)
 		return;
 
@@ -931,7 +951,7 @@ static void sctxt_after_drain(struct softhfi_watch *w)
 	unpin_done_locked(ctx, ctx->unpin_work, n);
 	ctx->unpin_busy = 0;
 	pthread_cond_broadcast(&ctx->unpinned);
-	pthread_mutex_unlock(&ctx->lock);
+	ctxt_unlock(ctx);
 }
 
 static int tid_update(struct softhfi_ctxt *ctx, uint64_t uarg)
@@ -962,7 +982,7 @@ static int tid_update(struct softhfi_ctxt *ctx, uint64_t uarg)
 			ctx->tid_used -= tinfo.tidcnt;
 		}
 	}
-	pthread_mutex_unlock(&ctx->lock);
+	ctxt_unlock(ctx);
 	return err;
 }
 
@@ -1008,7 +1028,7 @@ static int tid_free(struct softhfi_ctxt *ctx, uint64_t uarg)
 			ctx, uarg + offsetof(struct hfi1_tid_info, tidcnt),
 			&tinfo.tidcnt, sizeof(tinfo.tidcnt));
 out:
-	pthread_mutex_unlock(&ctx->lock);
+	ctxt_unlock(ctx);
 	return err;
 }
 
@@ -1034,7 +1054,7 @@ static int tid_inval_read(struct softhfi_ctxt *ctx, uint64_t uarg)
 		atomic_fetch_and((_Atomic __u64 *)ctx->drv.events,
 				 ~(__u64)HFI1_EVENT_TID_MMU_NOTIFY);
 	}
-	pthread_mutex_unlock(&ctx->lock);
+	ctxt_unlock(ctx);
 	return err;
 }
 
@@ -1057,7 +1077,7 @@ static int ack_event(struct softhfi_ctxt *ctx, uint64_t uarg)
 	if (ctx->invalid_tid_idx)
 		clear &= ~(__u64)HFI1_EVENT_TID_MMU_NOTIFY;
 	atomic_fetch_and((_Atomic __u64 *)ctx->drv.events, ~clear);
-	pthread_mutex_unlock(&ctx->lock);
+	ctxt_unlock(ctx);
 	return 0;
 }
 
@@ -1279,7 +1299,7 @@ static void sctxt_sync_events(struct hfi1_drv *drv)
 		return;
 	pthread_mutex_lock(&ctx->lock);
 	softhfi_notifier_drain_locked(&ctx->watch);
-	pthread_mutex_unlock(&ctx->lock);
+	ctxt_unlock(ctx);
 }
 
 static const struct hfi1_drv_ops sctxt_ops = {
@@ -1445,7 +1465,7 @@ static int submit_place(struct softhfi_ctxt *ctx, uint32_t tidinfo,
 	if (ret != 1)
 		err = ret < 0 ? -ret : EIO;
 out:
-	pthread_mutex_unlock(&ctx->lock);
+	ctxt_unlock(ctx);
 	return err;
 }
 
@@ -1510,7 +1530,7 @@ void softhfi_get_stats(struct hfi1_drv *drv, struct softhfi_stats *stats)
 	stats->pinned_pages = ctx->tid_n_pinned;
 	stats->invalidations = ctx->invalidations;
 	stats->overflows = ctx->overflows;
-	pthread_mutex_unlock(&ctx->lock);
+	ctxt_unlock(ctx);
 }
 
 uint64_t softhfi_process_pinned_pages(void)
