@@ -190,6 +190,8 @@ static void *monitor_thread(void *arg)
 	return NULL;
 }
 
+static void drain_to_locked(struct softhfi_watch *w, uint64_t head);
+
 /* Applies the log to every context, so no one has to call in for it. */
 static void *worker_thread(void *arg)
 {
@@ -212,8 +214,17 @@ static void *worker_thread(void *arg)
 		pthread_mutex_lock(&notifier_lock);
 		TAILQ_FOREACH(w, &n->watches, link)
 		{
+			/*
+			 * What is logged, not what is in flight: those kick
+			 * again once logged. Waiting for them here, under
+			 * the context's lock, held up every thread that
+			 * wanted it, for as long as the unmapping thread
+			 * took to be scheduled again.
+			 */
 			pthread_mutex_lock(w->lock);
-			softhfi_notifier_drain_locked(w);
+			drain_to_locked(
+				w, atomic_load_explicit(&n->head,
+							memory_order_acquire));
 			pthread_mutex_unlock(w->lock);
 			/* Under notifier_lock: detach waits for it. */
 			if (w->after_drain)
@@ -481,10 +492,10 @@ bool softhfi_notifier_changed_since(struct softhfi_watch *w, uint64_t seq,
 	return false;
 }
 
-void softhfi_notifier_drain_locked(struct softhfi_watch *w)
+/* Apply the log up to @head. Caller holds w->lock. */
+static void drain_to_locked(struct softhfi_watch *w, uint64_t head)
 {
 	struct softhfi_notifier *n = w->notifier;
-	uint64_t head = settled_head(n);
 	uint64_t cursor =
 		atomic_load_explicit(&w->cursor, memory_order_relaxed);
 	uint64_t c, s, e;
@@ -506,6 +517,11 @@ overflow:
 out:
 	/* After the effects: see softhfi_notifier_pending(). */
 	atomic_store_explicit(&w->cursor, head, memory_order_release);
+}
+
+void softhfi_notifier_drain_locked(struct softhfi_watch *w)
+{
+	drain_to_locked(w, settled_head(w->notifier));
 }
 
 bool softhfi_notifier_pending_locked(struct softhfi_watch *w)
