@@ -505,13 +505,17 @@ static const char *yes(bool met)
 
 static void print_text(const struct bench *b, const struct targets *t)
 {
-	char sz[32];
+	char sz[32], where[128];
+	struct bench_cpus cpus;
 	size_t i;
 
 	printf("hfi1_mrbench: %s, 4 KiB pages, buffers 2 MiB aligned and "
 	       "prefaulted%s\n",
 	       ibv_get_device_name(b->dev),
 	       b->args.quick ? " (--quick: numbers mean little)" : "");
+	bench_get_cpus(&cpus);
+	printf("%s\n",
+	       bench_cpus_str(&cpus, b->args.cpu, where, sizeof(where)));
 	printf("\n1. ibv_reg_mr + ibv_dereg_mr of the same buffer, median ns "
 	       "per pair\n");
 	printf("   cached   = a hit (the entry stays cached after dereg)\n");
@@ -571,11 +575,15 @@ static void print_text(const struct bench *b, const struct targets *t)
 
 static void print_json(const struct bench *b, const struct targets *t)
 {
+	struct bench_cpus cpus;
 	size_t i;
 	int m;
 
 	printf("{\"tool\":\"hfi1_mrbench\",\"quick\":%s,\"device\":\"%s\",",
 	       b->args.quick ? "true" : "false", ibv_get_device_name(b->dev));
+	bench_get_cpus(&cpus);
+	bench_print_cpus_json(&cpus, b->args.cpu);
+	printf(",");
 	printf("\"pairs\":{\"unit\":\"ns\",\"statistic\":\"median\","
 	       "\"results\":[");
 	for (i = 0; i < NPAIRS; i++) {

@@ -421,15 +421,19 @@ static void print_text(const struct bench *b, const struct pair_result *pr,
 {
 	const struct pair_result *t = target_pair(pr, npr);
 	double ev = target_event_median(er, ner);
-	char sz[32], split[48];
+	char sz[32], split[48], where[128];
+	struct bench_cpus cpus;
 	size_t i;
 
 	printf("hfi1_tidbench: soft HFI expected receive, default params "
 	       "(expected_count %u, %zu-byte pages)\n",
 	       b->drv->ctxt_info.rcvtids, b->page_size);
 	printf("buffers: 2 MiB aligned, prefaulted, MADV_NOHUGEPAGE (4 KiB "
-	       "pages); TID_UPDATE windows <= %zu KiB\n\n",
+	       "pages); TID_UPDATE windows <= %zu KiB\n",
 	       b->window / KIB);
+	bench_get_cpus(&cpus);
+	printf("%s\n\n",
+	       bench_cpus_str(&cpus, b->opts.args.cpu, where, sizeof(where)));
 	printf("1. Pin + unpin, median us per pair\n");
 	printf("   tid      = TID_UPDATE (per window) + one TID_FREE\n");
 	printf("   io_uring = register_buffers_update_tag per window (one "
@@ -485,6 +489,7 @@ static void print_json(const struct bench *b, const struct pair_result *pr,
 {
 	const struct pair_result *t = target_pair(pr, npr);
 	double ev = target_event_median(er, ner);
+	struct bench_cpus cpus;
 	char split[48];
 	size_t i;
 
@@ -494,6 +499,9 @@ static void print_json(const struct bench *b, const struct pair_result *pr,
 	       "\"thp\":\"MADV_NOHUGEPAGE\"},\"window_bytes\":%zu,",
 	       b->opts.args.quick ? "true" : "false", b->page_size,
 	       b->drv->ctxt_info.rcvtids, BENCH_BUFFER_ALIGN, b->window);
+	bench_get_cpus(&cpus);
+	bench_print_cpus_json(&cpus, b->opts.args.cpu);
+	printf(",");
 	printf("\"pin_pairs\":{\"unit\":\"ns\",\"statistic\":\"median\","
 	       "\"results\":[");
 	for (i = 0; i < npr; i++) {
