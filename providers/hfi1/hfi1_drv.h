@@ -40,6 +40,17 @@ struct hfi1_drv_ops {
 	 * must not take a lock then.
 	 */
 	void (*sync_events)(struct hfi1_drv *drv);
+	/*
+	 * Optional, with sync_events: the same for the unmappings whose
+	 * munmap() (madvise(), mremap()) has returned before the call, in
+	 * this thread or in one the caller synchronized with. Enough for
+	 * a caller that only owes the application the events of what it
+	 * unmapped before it called (ibv_dereg_mr()), not for a lookup
+	 * (another thread's mmap() may be handed an address whose munmap()
+	 * has not returned). No system call and no lock when nothing is
+	 * pending. Without it, sync_events serves.
+	 */
+	void (*sync_returned)(struct hfi1_drv *drv);
 };
 
 /* One assigned hfi1 user context. */
@@ -75,6 +86,21 @@ static inline int hfi1_drv_ioctl(struct hfi1_drv *drv, unsigned long cmd,
 static inline __u64 hfi1_drv_events(struct hfi1_drv *drv)
 {
 	if (drv->ops->sync_events)
+		drv->ops->sync_events(drv);
+	return atomic_load_explicit((_Atomic __u64 *)drv->events,
+				    memory_order_acquire);
+}
+
+/*
+ * The event word, up to date for every unmapping whose munmap() returned
+ * before this call (see sync_returned): cheaper than hfi1_drv_events(),
+ * and not enough before a lookup. An acquire load.
+ */
+static inline __u64 hfi1_drv_events_returned(struct hfi1_drv *drv)
+{
+	if (drv->ops->sync_returned)
+		drv->ops->sync_returned(drv);
+	else if (drv->ops->sync_events)
 		drv->ops->sync_events(drv);
 	return atomic_load_explicit((_Atomic __u64 *)drv->events,
 				    memory_order_acquire);

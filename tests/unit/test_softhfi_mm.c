@@ -580,8 +580,9 @@ static void test_remap_fixed_invalidates(void **state)
  * hfi1's MMU notifier runs inside munmap(): the event bit is set when
  * munmap() returns. Ours runs in another thread, and hfi1_drv_events()
  * makes up for it: right after munmap(), with no other call, it sees the
- * bit, every time. The event fd is readable then too, and becomes
- * readable by itself (the worker) when nobody calls in.
+ * bit, every time; so does hfi1_drv_events_returned(), which has only
+ * returned munmap()s to make up for. The event fd is readable then too,
+ * and becomes readable by itself (the worker) when nobody calls in.
  */
 static void test_events_sync(void **state)
 {
@@ -599,8 +600,8 @@ static void test_events_sync(void **state)
 	assert_int_equal(poll(&pfd, 1, 0), 0);
 	assert_false(hfi1_drv_events(f->drv) & HFI1_EVENT_TID_MMU_NOTIFY);
 
-	for (round = 0; round < 64; round++) {
-		bool sync = round % 2 == 0;
+	for (round = 0; round < 96; round++) {
+		unsigned int how = round % 3; /* events, returned, worker */
 
 		buf = map_pages(2);
 		assert_non_null(buf);
@@ -608,8 +609,12 @@ static void test_events_sync(void **state)
 			tid_update(f->drv, buf, 2 * pg, &tid, 1, &cnt, NULL),
 			0);
 		assert_int_equal(munmap(buf, 2 * pg), 0);
-		if (sync) {
+		if (how == 0) {
 			assert_true(hfi1_drv_events(f->drv) &
+				    HFI1_EVENT_TID_MMU_NOTIFY);
+			assert_int_equal(poll(&pfd, 1, 0), 1);
+		} else if (how == 1) {
+			assert_true(hfi1_drv_events_returned(f->drv) &
 				    HFI1_EVENT_TID_MMU_NOTIFY);
 			assert_int_equal(poll(&pfd, 1, 0), 1);
 		} else {

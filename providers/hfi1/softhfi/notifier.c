@@ -551,3 +551,22 @@ bool softhfi_notifier_pending(struct softhfi_watch *w)
 	       atomic_load_explicit(&n->head, memory_order_acquire) !=
 		       atomic_load_explicit(&w->cursor, memory_order_acquire);
 }
+
+/*
+ * softhfi_notifier_pending() less unmap_in_flight(), for the unmappings
+ * whose munmap() has returned before the call. The monitor raises
+ * `reading` before the read() that lets the unmapping thread go on, so
+ * that munmap() returns after the store; a caller ordered after the
+ * return loads that 1 or a later store. A later 0 is stored after the
+ * event's publish (both seq_cst), so head is then past the event; and a
+ * cursor equal to head was stored by a drain after it applied the event
+ * (release, paired with the acquire here).
+ */
+bool softhfi_notifier_pending_returned(struct softhfi_watch *w)
+{
+	struct softhfi_notifier *n = w->notifier;
+
+	return atomic_load(&n->reading) ||
+	       atomic_load_explicit(&n->head, memory_order_acquire) !=
+		       atomic_load_explicit(&w->cursor, memory_order_acquire);
+}

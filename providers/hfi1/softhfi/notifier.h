@@ -103,4 +103,13 @@ bool softhfi_notifier_pending_locked(struct softhfi_watch *w);
  */
 bool softhfi_notifier_pending(struct softhfi_watch *w);
 
+/*
+ * The same for the unmappings whose munmap() (madvise(), mremap())
+ * returned before the call, in this thread or one the caller synchronized
+ * with: a few atomic loads, no system call. An address whose munmap() is
+ * still under way may already be mapped again and not be counted: not for
+ * a lookup.
+ */
+bool softhfi_notifier_pending_returned(struct softhfi_watch *w);
+
 #endif /* SOFTHFI_NOTIFIER_H */

@@ -1302,11 +1302,30 @@ static void sctxt_sync_events(struct hfi1_drv *drv)
 	ctxt_unlock(ctx);
 }
 
+/*
+ * sctxt_sync_events() for the unmappings whose munmap() has returned (see
+ * softhfi_notifier_pending_returned()): nothing pending, a few atomic
+ * loads and no system call. The drain itself waits for everything the
+ * kernel owes, as any drain does.
+ */
+static void sctxt_sync_returned(struct hfi1_drv *drv)
+{
+	struct softhfi_ctxt *ctx = to_sctxt(drv);
+
+	if (!ctx->watching || !softhfi_notifier_pending_returned(&ctx->watch) ||
+	    !sctxt_owned(ctx))
+		return;
+	pthread_mutex_lock(&ctx->lock);
+	softhfi_notifier_drain_locked(&ctx->watch);
+	ctxt_unlock(ctx);
+}
+
 static const struct hfi1_drv_ops sctxt_ops = {
 	.name = "soft",
 	.ioctl = sctxt_ioctl,
 	.close = sctxt_close,
 	.sync_events = sctxt_sync_events,
+	.sync_returned = sctxt_sync_returned,
 };
 
 void softhfi_default_params(struct softhfi_params *params)
