@@ -400,8 +400,11 @@ int hfi1_soft_dereg_mr(struct verbs_mr *vmr)
 	 * Memory unmapped while the MR was registered gets its event even if
 	 * the application deregisters it right after the munmap(): apply
 	 * what the driver reported (or another thread is applying) first.
+	 * Only unmappings that returned before this call can be owed one
+	 * (one still under way in another thread races with the dereg
+	 * either way), so no system call: see hfi1_drv_events_returned().
 	 */
-	hfi1_mrc_drain(ctx->mrc);
+	hfi1_mrc_drain_returned(ctx->mrc);
 	hfi1_mrc_put(ctx->mrc, &r->mrc);
 	atomic_fetch_sub_explicit(&r->pd->usecnt, 1, memory_order_relaxed);
 	mr_free(ctx, mr);

@@ -169,6 +169,17 @@ static inline bool mrc_pending(struct hfi1_mrc *c)
 	       atomic_load(&c->draining);
 }
 
+/*
+ * mrc_pending() for the unmappings whose munmap() returned before the
+ * call: no system call (hfi1_drv_events_returned()). c->draining covers a
+ * drain whose TID_INVAL_READ took the bit but has not applied it yet.
+ */
+static inline bool mrc_pending_returned(struct hfi1_mrc *c)
+{
+	return (hfi1_drv_events_returned(c->drv) & HFI1_EVENT_TID_MMU_NOTIFY) ||
+	       atomic_load(&c->draining);
+}
+
 /* Limits */
 
 static int parse_size(const char *s, uint64_t *val)
@@ -518,6 +529,12 @@ void hfi1_mrc_drain(struct hfi1_mrc *c)
 	pthread_mutex_lock(&c->drain_lock);
 	drain_dl(c);
 	pthread_mutex_unlock(&c->drain_lock);
+}
+
+void hfi1_mrc_drain_returned(struct hfi1_mrc *c)
+{
+	if (mrc_pending_returned(c))
+		hfi1_mrc_drain(c);
 }
 
 /* Miss */

@@ -134,6 +134,15 @@ void hfi1_mrc_put(struct hfi1_mrc *c, struct hfi1_mrc_ref *ref);
  * calls it when the driver's event fd fires). Not under c->lock.
  */
 void hfi1_mrc_drain(struct hfi1_mrc *c);
+/*
+ * The same for the unmappings whose munmap() (madvise(), mremap())
+ * returned before the call, in this thread or one it synchronized with:
+ * enough before a put that owes the application the invalidation of
+ * memory it unmapped while holding the ref. A few atomic loads, no system
+ * call and no lock when nothing is pending. Not for a lookup: see
+ * hfi1_mrc_get(). Not under c->lock.
+ */
+void hfi1_mrc_drain_returned(struct hfi1_mrc *c);
 
 /* For the data path; valid while the caller holds a ref on @e. */
 uint64_t hfi1_mrc_entry_start(const struct hfi1_mrc_entry *e);
