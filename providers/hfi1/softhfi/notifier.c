@@ -452,9 +452,32 @@ static uint64_t settled_head(struct softhfi_notifier *n)
 	return atomic_load_explicit(&n->head, memory_order_acquire);
 }
 
+/*
+ * Only wait out a read() in progress in the monitor: then every unmapping
+ * whose munmap() has returned is below head (see
+ * softhfi_notifier_pending_returned()).
+ */
+static uint64_t returned_head(struct softhfi_notifier *n)
+{
+	unsigned int spins = 0;
+
+	while (atomic_load(&n->reading)) {
+		if (++spins > 64)
+			sched_yield();
+	}
+	return atomic_load_explicit(&n->head, memory_order_acquire);
+}
+
+/*
+ * What is logged, without waiting: an event still in flight (its
+ * unmapping took effect already) is logged at or after the sequence
+ * returned, so changed_since() reports it. An unmapping of the range under
+ * way when the setup starts then fails it as one during the setup does,
+ * rather than every setup asking the kernel.
+ */
 uint64_t softhfi_notifier_seq(struct softhfi_watch *w)
 {
-	return settled_head(w->notifier);
+	return atomic_load_explicit(&w->notifier->head, memory_order_acquire);
 }
 
 /* Reads record @seq; false if it was overwritten (the log wrapped). */
@@ -522,6 +545,11 @@ out:
 void softhfi_notifier_drain_locked(struct softhfi_watch *w)
 {
 	drain_to_locked(w, settled_head(w->notifier));
+}
+
+void softhfi_notifier_drain_returned_locked(struct softhfi_watch *w)
+{
+	drain_to_locked(w, returned_head(w->notifier));
 }
 
 bool softhfi_notifier_pending_locked(struct softhfi_watch *w)

@@ -89,6 +89,14 @@ bool softhfi_notifier_changed_since(struct softhfi_watch *w, uint64_t seq,
 void softhfi_notifier_drain_locked(struct softhfi_watch *w);
 
 /*
+ * Apply the events of every unmapping whose munmap() (madvise(),
+ * mremap()) returned before the call; one still under way is left to a
+ * later drain. No system call. Enough wherever no lookup follows: the
+ * driver's own commands. Caller holds w->lock.
+ */
+void softhfi_notifier_drain_returned_locked(struct softhfi_watch *w);
+
+/*
  * Whether the process's notifier has events @w has not consumed. Caller
  * holds w->lock.
  */

@@ -965,7 +965,7 @@ static int tid_update(struct softhfi_ctxt *ctx, uint64_t uarg)
 		return err;
 
 	pthread_mutex_lock(&ctx->lock);
-	softhfi_notifier_drain_locked(&ctx->watch);
+	softhfi_notifier_drain_returned_locked(&ctx->watch);
 	err = exp_rcv_setup_locked(ctx, &tinfo);
 	if (!err) {
 		err = copy_to_user2(
@@ -1007,7 +1007,7 @@ static int tid_free(struct softhfi_ctxt *ctx, uint64_t uarg)
 			     sizeof(__u32) * tinfo.tidcnt);
 	if (err)
 		goto out;
-	softhfi_notifier_drain_locked(&ctx->watch);
+	softhfi_notifier_drain_returned_locked(&ctx->watch);
 	unpin_pending_locked(ctx);
 	for (tididx = 0; tididx < tinfo.tidcnt; tididx++) {
 		rcventry = tid_to_rcventry(ctx, ctx->tidlist[tididx]);
@@ -1042,7 +1042,11 @@ static int tid_inval_read(struct softhfi_ctxt *ctx, uint64_t uarg)
 		return err;
 
 	pthread_mutex_lock(&ctx->lock);
-	softhfi_notifier_drain_locked(&ctx->watch);
+	/*
+	 * What unmappings that returned queued, as hfi1's queue holds; a
+	 * lookup first waits for those under way (sync_events).
+	 */
+	softhfi_notifier_drain_returned_locked(&ctx->watch);
 	tinfo.tidcnt = ctx->invalid_tid_idx;
 	/* Written before the queue is emptied: EFAULT loses nothing. */
 	err = copy_to_user2(ctx, tinfo.tidlist, ctx->invalid_tids,
@@ -1072,7 +1076,7 @@ static int ack_event(struct softhfi_ctxt *ctx, uint64_t uarg)
 			clear |= 1UL << bit;
 
 	pthread_mutex_lock(&ctx->lock);
-	softhfi_notifier_drain_locked(&ctx->watch);
+	softhfi_notifier_drain_returned_locked(&ctx->watch);
 	/* Acknowledging never loses an invalidation still queued. */
 	if (ctx->invalid_tid_idx)
 		clear &= ~(__u64)HFI1_EVENT_TID_MMU_NOTIFY;
@@ -1304,9 +1308,8 @@ static void sctxt_sync_events(struct hfi1_drv *drv)
 
 /*
  * sctxt_sync_events() for the unmappings whose munmap() has returned (see
- * softhfi_notifier_pending_returned()): nothing pending, a few atomic
- * loads and no system call. The drain itself waits for everything the
- * kernel owes, as any drain does.
+ * softhfi_notifier_pending_returned()): a few atomic loads and no system
+ * call, and a drain that does not wait for the kernel either.
  */
 static void sctxt_sync_returned(struct hfi1_drv *drv)
 {
@@ -1316,7 +1319,7 @@ static void sctxt_sync_returned(struct hfi1_drv *drv)
 	    !sctxt_owned(ctx))
 		return;
 	pthread_mutex_lock(&ctx->lock);
-	softhfi_notifier_drain_locked(&ctx->watch);
+	softhfi_notifier_drain_returned_locked(&ctx->watch);
 	ctxt_unlock(ctx);
 }
 
