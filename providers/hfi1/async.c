@@ -97,7 +97,10 @@ static bool handle_inotify(struct hfi1_context *ctx)
  * The driver raised an event bit: apply the cache's pending invalidations
  * now, so that an invalidated MR's event reaches the application even if
  * it makes no verbs call. Reading the eventfd re-arms it first, so a bit
- * raised during the drain wakes the thread again.
+ * raised during the drain wakes the thread again. What raised it is
+ * logged already: no need to wait for unmappings still under way (their
+ * own bit wakes the thread again), which would hold the event up until
+ * the unmapping thread has been scheduled again.
  */
 static void handle_drv_event(struct hfi1_context *ctx)
 {
@@ -105,7 +108,7 @@ static void handle_drv_event(struct hfi1_context *ctx)
 
 	if (read(ctx->drv->event_fd, &n, sizeof(n)) != sizeof(n))
 		return;
-	hfi1_mrc_drain(ctx->mrc);
+	hfi1_mrc_drain_returned(ctx->mrc);
 }
 
 static void *hfi1_event_thread(void *arg)

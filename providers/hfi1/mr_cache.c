@@ -360,7 +360,7 @@ static void release_victims_dl(struct hfi1_mrc *c, struct entry_list *victims)
 	}
 }
 
-static void drain_dl(struct hfi1_mrc *c);
+static void drain_dl(struct hfi1_mrc *c, bool returned);
 
 /*
  * Free the entries detach_locked() collected. Their TIDs may have been
@@ -376,7 +376,7 @@ static void free_victims(struct hfi1_mrc *c, struct entry_list *victims)
 		return;
 	pthread_mutex_lock(&c->drain_lock);
 	release_victims_dl(c, victims);
-	drain_dl(c);
+	drain_dl(c, false);
 	pthread_mutex_unlock(&c->drain_lock);
 }
 
@@ -387,7 +387,7 @@ static void release_tids(struct hfi1_mrc *c, uint32_t *tids, uint32_t n)
 		return;
 	pthread_mutex_lock(&c->drain_lock);
 	free_tids(c, tids, n);
-	drain_dl(c);
+	drain_dl(c, false);
 	pthread_mutex_unlock(&c->drain_lock);
 }
 
@@ -487,8 +487,12 @@ static void apply_invalidations_locked(struct hfi1_mrc *c, const uint32_t *tids,
 	}
 }
 
-/* Caller holds c->drain_lock. */
-static void drain_dl(struct hfi1_mrc *c)
+/*
+ * Caller holds c->drain_lock. @returned: only the unmappings whose
+ * munmap() returned are owed (hfi1_drv_events_returned()); otherwise
+ * also those under way, as before a lookup.
+ */
+static void drain_dl(struct hfi1_mrc *c, bool returned)
 {
 	struct entry_list victims = TAILQ_HEAD_INITIALIZER(victims);
 	struct hfi1_tid_info tinfo;
@@ -496,7 +500,9 @@ static void drain_dl(struct hfi1_mrc *c)
 	for (;;) {
 		/* Before the bit is cleared: see mrc_pending(). */
 		atomic_store(&c->draining, 1);
-		if (!(hfi1_drv_events(c->drv) & HFI1_EVENT_TID_MMU_NOTIFY))
+		if (!((returned ? hfi1_drv_events_returned(c->drv) :
+				  hfi1_drv_events(c->drv)) &
+		      HFI1_EVENT_TID_MMU_NOTIFY))
 			break;
 		/*
 		 * TID_INVAL_READ clears the bit with the queue, atomically;
@@ -527,14 +533,17 @@ static void drain_dl(struct hfi1_mrc *c)
 void hfi1_mrc_drain(struct hfi1_mrc *c)
 {
 	pthread_mutex_lock(&c->drain_lock);
-	drain_dl(c);
+	drain_dl(c, false);
 	pthread_mutex_unlock(&c->drain_lock);
 }
 
 void hfi1_mrc_drain_returned(struct hfi1_mrc *c)
 {
-	if (mrc_pending_returned(c))
-		hfi1_mrc_drain(c);
+	if (!mrc_pending_returned(c))
+		return;
+	pthread_mutex_lock(&c->drain_lock);
+	drain_dl(c, true);
+	pthread_mutex_unlock(&c->drain_lock);
 }
 
 /* Miss */
