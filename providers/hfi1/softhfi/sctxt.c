@@ -48,6 +48,7 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdlib.h>
@@ -945,6 +946,13 @@ static void sctxt_after_drain(struct softhfi_watch *w)
 	if (!n)
 		return;
 
+	/*
+	 * Let the threads just woken run first (the event's consumer, and
+	 * the unmapping thread the monitor let go): on a CPU they share with
+	 * us, unpinning (some 50 us for 1 MiB) would otherwise come before
+	 * the event, and before the munmap() that it held up returns.
+	 */
+	sched_yield();
 	unpin_entries(ctx, ctx->unpin_work, n);
 
 	pthread_mutex_lock(&ctx->lock);
