@@ -577,6 +577,68 @@ static void test_remap_fixed_invalidates(void **state)
 }
 
 /*
+ * A range registered once is not registered again (no UFFDIO_REGISTER)
+ * while it stays mapped, madvise(DONTNEED) included; once it is unmapped
+ * and mapped again at the same address, the new memory is registered, and
+ * its own munmap() invalidates the entry over it.
+ */
+static void test_registered_range_reused(void **state)
+{
+	struct fixture *f = *state;
+	uint32_t tid, inval[8], cnt, len;
+	struct softhfi_stats st;
+	uint64_t regs;
+	char *buf, *again;
+	int i;
+
+	f->drv = open_ctx(0, 0, 0);
+	assert_non_null(f->drv);
+	buf = map_pages(4);
+	assert_non_null(buf);
+	for (i = 0; i < 3; i++) {
+		/* The third time, a part of it. */
+		assert_int_equal(tid_update(f->drv, buf + (i == 2 ? pg : 0),
+					    (i == 2 ? 1 : 2) * pg, &tid, 1,
+					    &cnt, &len),
+				 0);
+		assert_int_equal(tid_free(f->drv, &tid, 1, &cnt), 0);
+		/* Kept registered through a REMOVE. */
+		assert_int_equal(madvise(buf, pg, MADV_DONTNEED), 0);
+	}
+	softhfi_get_stats(f->drv, &st);
+	assert_int_equal(st.uffd_registrations, 1);
+	regs = st.uffd_registrations;
+
+	/* Past the registered range: registered again. */
+	assert_int_equal(tid_update(f->drv, buf, 4 * pg, &tid, 1, &cnt, &len),
+			 0);
+	assert_int_equal(tid_free(f->drv, &tid, 1, &cnt), 0);
+	softhfi_get_stats(f->drv, &st);
+	assert_int_equal(st.uffd_registrations, ++regs);
+
+	assert_int_equal(munmap(buf, 4 * pg), 0);
+	again = mmap(buf, 4 * pg, PROT_READ | PROT_WRITE,
+		     MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, -1, 0);
+	assert_ptr_equal(again, buf);
+	memset(again, 0x5a, 4 * pg);
+	assert_int_equal(tid_update(f->drv, again, 2 * pg, &tid, 1, &cnt, &len),
+			 0);
+	softhfi_get_stats(f->drv, &st);
+	assert_int_equal(st.uffd_registrations, ++regs);
+
+	/* Watched: its munmap() takes the entry. */
+	assert_int_equal(munmap(again, 4 * pg), 0);
+	assert_true(hfi1_drv_events_returned(f->drv) &
+		    HFI1_EVENT_TID_MMU_NOTIFY);
+	assert_int_equal(tid_inval_read(f->drv, inval, ARRAY_SIZE(inval), &cnt),
+			 0);
+	assert_int_equal(cnt, 1);
+	assert_int_equal(inval[0], tid);
+	assert_int_equal(tid_free(f->drv, &tid, 1, &cnt), 0);
+	close_and_check_pins(f);
+}
+
+/*
  * hfi1's MMU notifier runs inside munmap(): the event bit is set when
  * munmap() returns. Ours runs in another thread, and hfi1_drv_events()
  * makes up for it: right after munmap(), with no other call, it sees the
@@ -2294,6 +2356,7 @@ int main(int argc, char **argv)
 {
 	const struct CMUnitTest tests[] = {
 		MM_TEST(test_remap_fixed_invalidates),
+		MM_TEST(test_registered_range_reused),
 		MM_TEST(test_remap_fixed_during_dma),
 		MM_TEST(test_events_sync),
 		MM_TEST(test_events_sync_address_reuse),

@@ -368,6 +368,7 @@ int softhfi_notifier_attach(struct softhfi_watch *w)
 		w->notifier = notifier;
 		atomic_store_explicit(&w->cursor, atomic_load(&notifier->head),
 				      memory_order_release);
+		w->reg_start = w->reg_end = 0;
 		TAILQ_INSERT_TAIL(&notifier->watches, w, link);
 		notifier->users++;
 	}
@@ -395,6 +396,41 @@ void softhfi_notifier_detach(struct softhfi_watch *w)
 	pthread_mutex_unlock(&notifier_lock);
 }
 
+static bool read_rec(struct softhfi_notifier *n, uint64_t seq, uint64_t *start,
+		     uint64_t *end, uint32_t *reason);
+
+/*
+ * Scanning more of the log than this to keep the last registered range
+ * costs more than registering it again.
+ */
+#define REG_SCAN_MAX 64
+
+/*
+ * Whether [reg_start, reg_end) may have stopped being registered: an
+ * UNMAP or REMAP over it logged since reg_seq (a REMOVE leaves the
+ * registration), or more logged than is worth reading. Otherwise moves
+ * reg_seq up to head. Caller holds w->lock.
+ */
+static bool registered_range_gone_locked(struct softhfi_watch *w)
+{
+	struct softhfi_notifier *n = w->notifier;
+	uint64_t head = atomic_load_explicit(&n->head, memory_order_acquire);
+	uint64_t seq, s, e;
+	uint32_t reason;
+
+	if (head - w->reg_seq > REG_SCAN_MAX)
+		return true;
+	for (seq = w->reg_seq; seq < head; seq++) {
+		if (!read_rec(n, seq, &s, &e, &reason))
+			return true;
+		if (reason != SOFTHFI_INVAL_REMOVE && s < w->reg_end &&
+		    w->reg_start < e)
+			return true;
+	}
+	w->reg_seq = head;
+	return false;
+}
+
 int softhfi_notifier_watch(struct softhfi_watch *w, uint64_t start,
 			   uint64_t len)
 {
@@ -402,9 +438,22 @@ int softhfi_notifier_watch(struct softhfi_watch *w, uint64_t start,
 		.range = { .start = start, .len = len },
 		.mode = UFFDIO_REGISTER_MODE_WP,
 	};
+	uint64_t seq;
 
-	if (!ioctl(w->notifier->uffd, UFFDIO_REGISTER, &reg))
+	/* Not start + len: a range at the top of memory would wrap. */
+	if (start >= w->reg_start && start < w->reg_end &&
+	    len <= w->reg_end - start && !registered_range_gone_locked(w))
 		return 0;
+	/* An unmapping logged from here on may be of what we register. */
+	seq = atomic_load_explicit(&w->notifier->head, memory_order_acquire);
+	w->registrations++;
+	if (!ioctl(w->notifier->uffd, UFFDIO_REGISTER, &reg)) {
+		w->reg_start = start;
+		w->reg_end = start + len;
+		w->reg_seq = seq;
+		return 0;
+	}
+	w->reg_start = w->reg_end = 0;
 	/* msync() tells a hole apart from memory userfaultfd refuses. */
 	if (msync((void *)(uintptr_t)start, len, MS_ASYNC) && errno == ENOMEM)
 		return EFAULT;

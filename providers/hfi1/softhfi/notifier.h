@@ -49,6 +49,13 @@ struct softhfi_watch {
 	 * by softhfi_notifier_pending().
 	 */
 	_Atomic uint64_t cursor;
+	/*
+	 * The last range watch() registered, and the log sequence up to
+	 * which no UNMAP or REMAP over it was logged: a range inside it is
+	 * registered already. Under lock; reset by attach.
+	 */
+	uint64_t reg_start, reg_end, reg_seq;
+	uint64_t registrations; /* UFFDIO_REGISTER calls; under lock */
 	TAILQ_ENTRY(softhfi_watch) link;
 	struct softhfi_notifier *notifier;
 };
@@ -66,6 +73,10 @@ void softhfi_notifier_detach(struct softhfi_watch *w);
  * Watch [start, start + len), page-aligned, for unmapping. Returns 0 or a
  * positive errno: EFAULT when part of the range is not mapped, EOPNOTSUPP
  * when the memory cannot be watched (file mappings userfaultfd refuses).
+ * A range inside the last one watched, with no UNMAP or REMAP over that
+ * logged since, is known registered and costs no system call; one unmapped
+ * but not logged yet is the caller's to catch, with changed_since() after
+ * pinning. Caller holds w->lock.
  */
 int softhfi_notifier_watch(struct softhfi_watch *w, uint64_t start,
 			   uint64_t len);

@@ -1560,6 +1560,7 @@ void softhfi_get_stats(struct hfi1_drv *drv, struct softhfi_stats *stats)
 	stats->pinned_pages = ctx->tid_n_pinned;
 	stats->invalidations = ctx->invalidations;
 	stats->overflows = ctx->overflows;
+	stats->uffd_registrations = ctx->watch.registrations;
 	ctxt_unlock(ctx);
 }
 

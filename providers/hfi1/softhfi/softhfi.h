@@ -88,6 +88,9 @@ struct softhfi_stats {
 	 * programmed entry (see Documentation/softhfi-tid.md).
 	 */
 	uint64_t overflows;
+	/* Ranges registered with the userfaultfd (a range known registered
+	 * is not registered again). */
+	uint64_t uffd_registrations;
 };
 
 void softhfi_get_stats(struct hfi1_drv *drv, struct softhfi_stats *stats);
