@@ -360,7 +360,7 @@ static void release_victims_dl(struct hfi1_mrc *c, struct entry_list *victims)
 	}
 }
 
-static void drain_dl(struct hfi1_mrc *c, bool returned);
+static void drain_dl(struct hfi1_mrc *c, bool all);
 
 /*
  * Free the entries detach_locked() collected. Their TIDs may have been
@@ -368,7 +368,11 @@ static void drain_dl(struct hfi1_mrc *c, bool returned);
  * the TID_FREE under the same c->drain_lock takes such stale tidinfo words
  * out of the queue before they can be taken for a later owner's (only a
  * TID handed out again within that window can be mistaken: a spurious
- * invalidation or retry, never a missed one). Not under c->lock.
+ * invalidation or retry, never a missed one). That drain need not wait
+ * for unmappings still under way: the driver applies what its notifier
+ * owes before TID_FREE frees a slot, and a free slot is invalidated no
+ * more, so every such word is queued, its bit raised, when TID_FREE
+ * returns. Not under c->lock.
  */
 static void free_victims(struct hfi1_mrc *c, struct entry_list *victims)
 {
@@ -488,21 +492,23 @@ static void apply_invalidations_locked(struct hfi1_mrc *c, const uint32_t *tids,
 }
 
 /*
- * Caller holds c->drain_lock. @returned: only the unmappings whose
- * munmap() returned are owed (hfi1_drv_events_returned()); otherwise
- * also those under way, as before a lookup.
+ * Apply what the driver has queued: with @all, every unmapping that took
+ * effect before the call (hfi1_drv_events()), else those that returned
+ * before it (hfi1_drv_events_returned(), no system call). Caller holds
+ * c->drain_lock.
  */
-static void drain_dl(struct hfi1_mrc *c, bool returned)
+static void drain_dl(struct hfi1_mrc *c, bool all)
 {
 	struct entry_list victims = TAILQ_HEAD_INITIALIZER(victims);
 	struct hfi1_tid_info tinfo;
+	__u64 events;
 
 	for (;;) {
 		/* Before the bit is cleared: see mrc_pending(). */
 		atomic_store(&c->draining, 1);
-		if (!((returned ? hfi1_drv_events_returned(c->drv) :
-				  hfi1_drv_events(c->drv)) &
-		      HFI1_EVENT_TID_MMU_NOTIFY))
+		events = all ? hfi1_drv_events(c->drv) :
+			       hfi1_drv_events_returned(c->drv);
+		if (!(events & HFI1_EVENT_TID_MMU_NOTIFY))
 			break;
 		/*
 		 * TID_INVAL_READ clears the bit with the queue, atomically;
@@ -533,7 +539,7 @@ static void drain_dl(struct hfi1_mrc *c, bool returned)
 void hfi1_mrc_drain(struct hfi1_mrc *c)
 {
 	pthread_mutex_lock(&c->drain_lock);
-	drain_dl(c, false);
+	drain_dl(c, true);
 	pthread_mutex_unlock(&c->drain_lock);
 }
 
@@ -542,7 +548,7 @@ void hfi1_mrc_drain_returned(struct hfi1_mrc *c)
 	if (!mrc_pending_returned(c))
 		return;
 	pthread_mutex_lock(&c->drain_lock);
-	drain_dl(c, true);
+	drain_dl(c, false);
 	pthread_mutex_unlock(&c->drain_lock);
 }
 
@@ -767,9 +773,13 @@ again:
 	/*
 	 * An invalidation of its TIDs between TID_UPDATE and registration
 	 * may still be queued in the driver: apply it before handing @e
-	 * out, so that the guarantee of hfi1_mrc_get() holds for misses too.
+	 * out. TID_UPDATE failed EBUSY for an unmapping that took effect
+	 * before it returned, so those left are concurrent with this call:
+	 * the ones that returned are applied here, without a system call.
+	 * One a drain applies before take_ref_locked() below shows in
+	 * e->valid; one applied later tells @ref.
 	 */
-	if (mrc_pending(c))
+	if (mrc_pending_returned(c))
 		hfi1_mrc_drain(c);
 
 	pthread_mutex_lock(&c->lock);
