@@ -460,6 +460,11 @@ int hfi1_soft_rereg_mr(struct verbs_mr *vmr, int flags, struct ibv_pd *ibpd,
 	ret = mr_ref_get(ctx, new);
 	if (ret)
 		goto err;
+	/*
+	 * The old translation's event, as dereg_mr's, while it is still
+	 * the active one (a disabled cache's get applies nothing).
+	 */
+	hfi1_mrc_drain_returned(ctx->mrc);
 
 	if (pd != old->pd) {
 		atomic_fetch_add_explicit(&pd->usecnt, 1, memory_order_relaxed);

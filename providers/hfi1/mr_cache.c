@@ -105,6 +105,8 @@ struct hfi1_mrc {
 	uint8_t *orphan; /* by TID number: invalidated with no owner */
 	struct hfi1_mrc_limits limits;
 	struct hfi1_mrc_counters *ctr;
+	/* limits.enabled, for hfi1_mrc_get() to read without c->lock */
+	_Atomic bool enabled;
 
 	/* Serializes drains; taken before c->lock. */
 	pthread_mutex_t drain_lock;
@@ -718,8 +720,13 @@ static void register_locked(struct hfi1_mrc *c, struct hfi1_mrc_entry *e)
 	ctr_add(&c->ctr->tids_used, e->ntids);
 }
 
+/*
+ * The miss of hfi1_mrc_get(). @lookup says that the caller applied what
+ * was pending before it looked, so that a covering entry that another
+ * thread's miss registered meanwhile may be taken.
+ */
 static int get_miss(struct hfi1_mrc *c, uint64_t start, uint64_t end,
-		    uint32_t access, struct hfi1_mrc_ref *ref)
+		    uint32_t access, bool lookup, struct hfi1_mrc_ref *ref)
 {
 	struct entry_list victims = TAILQ_HEAD_INITIALIZER(victims);
 	struct mr_index_entry *node;
@@ -752,7 +759,7 @@ again:
 	pthread_mutex_lock(&c->lock);
 	/* Another thread's miss may have registered a covering entry. */
 	node = NULL;
-	if (c->limits.enabled)
+	if (lookup && c->limits.enabled)
 		node = mr_index_find_covering(&c->index, start, end, access);
 	if (node || born_invalid_locked(c, e)) {
 		if (node) {
@@ -814,6 +821,7 @@ int hfi1_mrc_get(struct hfi1_mrc *c, uint64_t addr, uint64_t length,
 {
 	struct mr_index_entry *node = NULL;
 	uint64_t start, end;
+	bool lookup;
 
 	if (!length || addr + length < addr ||
 	    addr + length > UINT64_MAX - c->page_mask)
@@ -821,11 +829,18 @@ int hfi1_mrc_get(struct hfi1_mrc *c, uint64_t addr, uint64_t length,
 	start = addr & ~c->page_mask;
 	end = (addr + length + c->page_mask) & ~c->page_mask;
 
-	if (mrc_pending(c))
+	/*
+	 * Applied before the lookup, so that it cannot return an entry over
+	 * memory unmapped before the call. A disabled cache looks nothing
+	 * up (get_miss() neither, told so), so it needs none of it: a
+	 * cache enabled meanwhile is looked at by the next call.
+	 */
+	lookup = atomic_load_explicit(&c->enabled, memory_order_relaxed);
+	if (lookup && mrc_pending(c))
 		hfi1_mrc_drain(c);
 
 	pthread_mutex_lock(&c->lock);
-	if (c->limits.enabled)
+	if (lookup && c->limits.enabled)
 		node = mr_index_find_covering(&c->index, start, end, access);
 	if (node) {
 		take_ref_locked(c, to_entry(node), ref);
@@ -834,7 +849,7 @@ int hfi1_mrc_get(struct hfi1_mrc *c, uint64_t addr, uint64_t length,
 		return 0;
 	}
 	pthread_mutex_unlock(&c->lock);
-	return get_miss(c, start, end, access, ref);
+	return get_miss(c, start, end, access, lookup, ref);
 }
 
 void hfi1_mrc_put(struct hfi1_mrc *c, struct hfi1_mrc_ref *ref)
@@ -874,6 +889,8 @@ int hfi1_mrc_set_limits(struct hfi1_mrc *c,
 		return EINVAL;
 	pthread_mutex_lock(&c->lock);
 	c->limits = *limits;
+	atomic_store_explicit(&c->enabled, limits->enabled,
+			      memory_order_relaxed);
 	if (!limits->enabled) {
 		/* No more hits: in-use entries go at their last put. */
 		for (e = TAILQ_FIRST(&c->all); e; e = next) {
@@ -933,6 +950,7 @@ struct hfi1_mrc *hfi1_mrc_create(struct hfi1_drv *drv,
 	c->page_mask = page - 1;
 	c->page_shift = __builtin_ctzl(page);
 	c->limits = *limits;
+	atomic_init(&c->enabled, limits->enabled);
 	if (ops)
 		c->ops = *ops;
 	c->ctr = counters ? counters : &c->own_ctr;

@@ -119,7 +119,9 @@ void hfi1_mrc_get_limits(struct hfi1_mrc *c, struct hfi1_mrc_limits *limits);
  * after partial success; on ENOSPC or ENOMEM, evict idle LRU entries and
  * retry; when nothing is left to evict, ENOMEM and one log line naming
  * RLIMIT_MEMLOCK, the limit and the bytes pinned).
- * Pending invalidations are applied first: one atomic load when none.
+ * Pending invalidations are applied before the lookup (on the soft HFI one
+ * system call and a few atomic loads when none); a disabled cache looks
+ * nothing up and skips that.
  * Returns 0 or a positive errno: EINVAL (length 0, wraps), EFAULT (not
  * mapped, or not writable: TID pins are for the device to write),
  * EOPNOTSUPP (memory the driver cannot watch), ENOMEM.
