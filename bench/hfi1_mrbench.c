@@ -8,7 +8,9 @@
  * 1. ibv_reg_mr + ibv_dereg_mr of the same buffer, 4 KiB to 64 MiB:
  *    cached (a context whose cache already holds the buffer: a hit) and
  *    uncached (a second context with its cache off through
- *    hfi1dv_set_mr_cache_limits(): every pair programs and frees TIDs).
+ *    hfi1dv_set_mr_cache_limits(): every pair programs and frees TIDs)
+ *    and miss (a third context, cache on but allowed to keep 1 byte: every
+ *    reg looks up and misses, every dereg evicts).
  *    Baseline, same run: TID_UPDATE (in windows of at most expected_count
  *    pages) + TID_FREE of an equal buffer on a soft HFI context of the
  *    bench's own (softhfi_open()), which is what a miss has to do.
@@ -54,7 +56,7 @@
 #define SYSCALL_BATCH 1000 /* empty system calls timed together */
 
 #define TARGET_CACHED_FRACTION (1.0 / 300) /* cached pair / uncached, 1 MiB */
-#define TARGET_MISS_RATIO 1.2 /* uncached pair / TID_UPDATE+TID_FREE */
+#define TARGET_MISS_RATIO 1.2 /* miss pair / TID_UPDATE+TID_FREE */
 #define TARGET_HIT_RATIO 1.5 /* hit at the most entries / hit at 10 */
 #define TARGET_EVENT_US 100.0 /* munmap -> async event, median */
 
@@ -68,8 +70,9 @@ static const unsigned int hit_entries[] = { 10, 1000, 2000 };
 static const size_t event_sizes[] = { 64 * KIB, 1 * MIB };
 #define NEVENTS (sizeof(event_sizes) / sizeof(event_sizes[0]))
 
-enum pair_method { PM_CACHED, PM_UNCACHED, PM_TID, PM_COUNT };
-static const char *const pair_names[PM_COUNT] = { "cached", "uncached", "tid" };
+enum pair_method { PM_CACHED, PM_UNCACHED, PM_MISS, PM_TID, PM_COUNT };
+static const char *const pair_names[PM_COUNT] = { "cached", "uncached", "miss",
+						  "tid" };
 
 struct samples {
 	double *v;
@@ -101,8 +104,8 @@ struct floor_result {
 struct bench {
 	struct bench_args args;
 	struct ibv_device *dev;
-	struct ibv_context *cached, *uncached;
-	struct ibv_pd *cached_pd, *uncached_pd;
+	struct ibv_context *cached, *uncached, *missing;
+	struct ibv_pd *cached_pd, *uncached_pd, *missing_pd;
 	struct hfi1_drv *drv; /* the bench's own soft HFI context */
 	size_t window; /* bytes one TID_UPDATE may take */
 	uint32_t *tids;
@@ -201,7 +204,8 @@ static struct ibv_device *find_device(void)
 }
 
 static struct ibv_context *open_ctx(struct bench *b, bool cache_on,
-				    unsigned int max_entries)
+				    unsigned int max_entries,
+				    uint64_t max_bytes)
 {
 	struct hfi1dv_mr_cache_limits lim = {
 		.comp_mask = HFI1DV_MR_CACHE_LIMIT_ENABLED |
@@ -209,7 +213,7 @@ static struct ibv_context *open_ctx(struct bench *b, bool cache_on,
 			     HFI1DV_MR_CACHE_LIMIT_MAX_BYTES,
 		.enabled = cache_on,
 		.max_entries = max_entries,
-		.max_bytes = 0,
+		.max_bytes = max_bytes,
 	};
 	struct ibv_context *ctx;
 	int ret;
@@ -275,7 +279,7 @@ static void bench_pairs(struct bench *b)
 	for (i = 0; i < NPAIRS; i++) {
 		size_t len = pair_sizes[i];
 		char *cbuf = buffer(len), *ubuf = buffer(len),
-		     *tbuf = buffer(len);
+		     *mbuf = buffer(len), *tbuf = buffer(len);
 		struct samples s[PM_COUNT] = {};
 		struct ibv_mr *warm;
 		unsigned int r;
@@ -304,6 +308,10 @@ static void bench_pairs(struct bench *b)
 						dereg(reg(b->uncached_pd, ubuf,
 							  len));
 						break;
+					case PM_MISS:
+						dereg(reg(b->missing_pd, mbuf,
+							  len));
+						break;
 					case PM_TID:
 						tid_pair(b, tbuf, len);
 						break;
@@ -321,6 +329,7 @@ static void bench_pairs(struct bench *b)
 		}
 		munmap(cbuf, len);
 		munmap(ubuf, len);
+		munmap(mbuf, len);
 		munmap(tbuf, len);
 	}
 }
@@ -360,7 +369,7 @@ static void bench_hits(struct bench *b)
 	int ret;
 
 	/* Its own context: the pair section's entries are not counted. */
-	ctx = open_ctx(b, true, most + 16);
+	ctx = open_ctx(b, true, most + 16, 0);
 	pd = ibv_alloc_pd(ctx);
 	if (!pd)
 		die("ibv_alloc_pd", errno);
@@ -397,7 +406,7 @@ static void bench_events(struct bench *b)
 	struct ibv_pd *pd;
 	size_t i;
 
-	ctx = open_ctx(b, true, 1024);
+	ctx = open_ctx(b, true, 1024, 0);
 	pd = ibv_alloc_pd(ctx);
 	if (!pd)
 		die("ibv_alloc_pd", errno);
@@ -554,7 +563,7 @@ static void targets(const struct bench *b, struct targets *t)
 		mib->median_ns[PM_UNCACHED] * TARGET_CACHED_FRACTION;
 	for (i = 0; i < NPAIRS; i++) {
 		const struct pair_result *r = &b->pairs[i];
-		double x = r->median_ns[PM_UNCACHED] / r->median_ns[PM_TID];
+		double x = r->median_ns[PM_MISS] / r->median_ns[PM_TID];
 
 		if (x > t->miss_ratio) {
 			t->miss_ratio = x;
@@ -597,19 +606,21 @@ static void print_text(const struct bench *b, const struct targets *t)
 	       "per pair\n");
 	printf("   cached   = a hit (the entry stays cached after dereg)\n");
 	printf("   uncached = cache off: TID_UPDATE + TID_FREE every time\n");
+	printf("   miss     = cache on, keeps nothing: a lookup that misses, "
+	       "TID_UPDATE, and TID_FREE at dereg\n");
 	printf("   tid      = TID_UPDATE (windows) + TID_FREE on the driver "
 	       "interface, no verbs\n");
-	printf("%8s %10s %12s %12s %14s %10s\n", "size", "cached", "uncached",
-	       "tid", "cached/uncached", "miss/tid");
+	printf("%8s %10s %12s %12s %12s %14s %10s\n", "size", "cached",
+	       "uncached", "miss", "tid", "cached/uncached", "miss/tid");
 	for (i = 0; i < NPAIRS; i++) {
 		const struct pair_result *r = &b->pairs[i];
 
 		size_str(sz, sizeof(sz), r->size);
-		printf("%8s %10.1f %12.1f %12.1f %14.5f %9.3fx\n", sz,
+		printf("%8s %10.1f %12.1f %12.1f %12.1f %14.5f %9.3fx\n", sz,
 		       r->median_ns[PM_CACHED], r->median_ns[PM_UNCACHED],
-		       r->median_ns[PM_TID],
+		       r->median_ns[PM_MISS], r->median_ns[PM_TID],
 		       r->median_ns[PM_CACHED] / r->median_ns[PM_UNCACHED],
-		       r->median_ns[PM_UNCACHED] / r->median_ns[PM_TID]);
+		       r->median_ns[PM_MISS] / r->median_ns[PM_TID]);
 	}
 	printf("\n2. A hit as the cache grows (4 KiB buffers, one entry "
 	       "each), median ns per reg+dereg\n");
@@ -745,11 +756,14 @@ int main(int argc, char **argv)
 			 &b.args);
 	b.page = sysconf(_SC_PAGESIZE);
 	b.dev = find_device();
-	b.cached = open_ctx(&b, true, 1024);
-	b.uncached = open_ctx(&b, false, 1024);
+	b.cached = open_ctx(&b, true, 1024, 0);
+	b.uncached = open_ctx(&b, false, 1024, 0);
+	/* Over its byte limit after every dereg: nothing stays cached. */
+	b.missing = open_ctx(&b, true, 1024, 1);
 	b.cached_pd = ibv_alloc_pd(b.cached);
 	b.uncached_pd = ibv_alloc_pd(b.uncached);
-	if (!b.cached_pd || !b.uncached_pd)
+	b.missing_pd = ibv_alloc_pd(b.missing);
+	if (!b.cached_pd || !b.uncached_pd || !b.missing_pd)
 		die("ibv_alloc_pd", errno);
 	open_tid_baseline(&b);
 
@@ -768,7 +782,9 @@ int main(int argc, char **argv)
 	free(b.tids);
 	ibv_dealloc_pd(b.cached_pd);
 	ibv_dealloc_pd(b.uncached_pd);
+	ibv_dealloc_pd(b.missing_pd);
 	ibv_close_device(b.cached);
 	ibv_close_device(b.uncached);
+	ibv_close_device(b.missing);
 	return 0;
 }
