@@ -37,12 +37,11 @@
 
 #include "mr_cache.h"
 #include "softhfi.h"
+#include "unit_helpers.h"
 
 #define ACC_R 0x1u
 #define ACC_W 0x2u
 #define ACC_RW (ACC_R | ACC_W)
-#define CHILD_SKIP 77
-#define MEMLOCK_LIMIT (1024 * 1024) /* the nobody test's rlimit */
 
 static size_t pg;
 
@@ -78,22 +77,6 @@ static void cb_log(void *arg, int level, const char *msg)
 	snprintf(f->last_log, sizeof(f->last_log), "%s", msg);
 }
 
-static struct hfi1_drv *open_drv(unsigned int expected_count,
-				 unsigned int contig_pages,
-				 unsigned int user_contexts)
-{
-	struct softhfi_params params;
-
-	softhfi_default_params(&params);
-	if (expected_count)
-		params.expected_count = expected_count;
-	if (contig_pages)
-		params.contig_pages = contig_pages;
-	if (user_contexts)
-		params.user_contexts = user_contexts;
-	return softhfi_open(&params);
-}
-
 /* Open a context and a cache over it; false on failure. */
 static bool fixture_open(struct fixture *f, unsigned int expected_count,
 			 unsigned int contig_pages, unsigned int user_contexts)
@@ -104,7 +87,7 @@ static bool fixture_open(struct fixture *f, unsigned int expected_count,
 		.arg = f,
 	};
 
-	f->drv = open_drv(expected_count, contig_pages, user_contexts);
+	f->drv = open_ctx(expected_count, contig_pages, user_contexts);
 	if (!f->drv)
 		return false;
 	f->c = hfi1_mrc_create(f->drv, &f->limits, &f->ctr, &ops);
@@ -189,24 +172,6 @@ static int teardown(void **state)
 static uint64_t ctr(_Atomic uint64_t *c)
 {
 	return atomic_load_explicit(c, memory_order_relaxed);
-}
-
-/* Anonymous memory on a 2 MiB boundary, no THP: entries are known. */
-static char *map_pages(size_t npages)
-{
-	size_t block = SOFTHFI_MAX_RUN_PAGES * pg, len = npages * pg;
-	char *p, *start;
-
-	p = mmap(NULL, len + block, PROT_READ | PROT_WRITE,
-		 MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-	if (p == MAP_FAILED)
-		return NULL;
-	start = (char *)(((uintptr_t)p + block - 1) & ~(uintptr_t)(block - 1));
-	if (start > p)
-		munmap(p, start - p);
-	munmap(start + len, p + block - start);
-	madvise(start, len, MADV_NOHUGEPAGE);
-	return start;
 }
 
 static int get(struct fixture *f, const void *addr, size_t len, uint32_t access,
@@ -788,34 +753,6 @@ static void test_destroy_flushes(void **state)
 }
 
 /* 5. The pin limit as user nobody */
-
-static int child_report_fd = -1;
-
-static void __attribute__((noreturn)) child_fail(int line, const char *expr)
-{
-	char msg[256];
-	int n;
-
-	n = snprintf(msg, sizeof(msg), "[child line %d: %s (errno %d)] ", line,
-		     expr, errno);
-	if (write(child_report_fd, msg, n) < 0)
-		_exit(2);
-	_exit(1);
-}
-
-#define CHILD_CHECK(cond)                            \
-	do {                                         \
-		if (!(cond))                         \
-			child_fail(__LINE__, #cond); \
-	} while (0)
-
-static uint64_t now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 /*
  * io_uring hands a ring's pins back to the user some milliseconds after

@@ -40,6 +40,7 @@
 
 #include "mr_cache.h"
 #include "softhfi.h"
+#include "unit_helpers.h"
 
 #define NREGIONS 6
 #define REGION_PAGES 16
@@ -70,14 +71,6 @@ struct worker {
 	uint32_t seed;
 	uint64_t ok;
 };
-
-static uint64_t now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 static uint32_t rnd(uint32_t *seed)
 {

@@ -56,11 +56,10 @@
 #include <liburing.h>
 
 #include "softhfi.h"
+#include "unit_helpers.h"
 
 #define DEADLINE_MS 5000 /* for anything asynchronous to happen */
 #define CHILD_DEADLINE_MS 30000 /* for a child to finish */
-#define CHILD_SKIP 77 /* exit status: the child cannot run the test */
-#define MEMLOCK_LIMIT (1024 * 1024) /* the unprivileged tests' rlimit */
 
 static size_t pg;
 
@@ -71,14 +70,6 @@ struct fixture {
 };
 
 /* Helpers */
-
-static uint64_t now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 /* Between two looks at a condition polled with a deadline. */
 static void poll_pause(void)
@@ -107,22 +98,6 @@ static bool wait_mmu_event(struct hfi1_drv *drv)
 		poll_pause();
 	}
 	return true;
-}
-
-static struct hfi1_drv *open_ctx(unsigned int expected_count,
-				 unsigned int contig_pages,
-				 unsigned int user_contexts)
-{
-	struct softhfi_params params;
-
-	softhfi_default_params(&params);
-	if (expected_count)
-		params.expected_count = expected_count;
-	if (contig_pages)
-		params.contig_pages = contig_pages;
-	if (user_contexts)
-		params.user_contexts = user_contexts;
-	return softhfi_open(&params);
 }
 
 #define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
@@ -189,29 +164,6 @@ static int tid_inval_read(struct hfi1_drv *drv, uint32_t *tids, uint32_t room,
 static int ack_event(struct hfi1_drv *drv, unsigned long events)
 {
 	return hfi1_drv_ioctl(drv, HFI1_IOCTL_ACK_EVENT, &events) ? errno : 0;
-}
-
-/*
- * Anonymous memory that starts on a SOFTHFI_MAX_RUN_PAGES boundary, so
- * that with the default contig_pages a buffer of up to 2 MiB is one run
- * and its entries are known (a 2-page buffer is one entry).
- */
-static void *map_pages(size_t npages)
-{
-	size_t block = SOFTHFI_MAX_RUN_PAGES * pg, len = npages * pg;
-	char *p, *start;
-
-	p = mmap(NULL, len + block, PROT_READ | PROT_WRITE,
-		 MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-	if (p == MAP_FAILED)
-		return NULL;
-	start = (char *)(((uintptr_t)p + block - 1) & ~(uintptr_t)(block - 1));
-	if (start > p)
-		munmap(p, start - p);
-	munmap(start + len, p + block - start);
-	/* A THP would be charged whole to RLIMIT_MEMLOCK by io_uring. */
-	madvise(start, len, MADV_NOHUGEPAGE);
-	return start;
 }
 
 static bool all_bytes(const void *p, int c, size_t len)
@@ -319,28 +271,6 @@ struct child {
 	int down[2]; /* parent -> child */
 	int report[2]; /* child -> parent: what failed */
 };
-
-static int child_report_fd = -1;
-
-static void __attribute__((noreturn)) child_fail(int line, const char *expr)
-{
-	char msg[256];
-	int err = errno;
-	int n;
-
-	n = snprintf(msg, sizeof(msg),
-		     "[child %d, line %d: %s (errno %d: %s)] ", (int)getpid(),
-		     line, expr, err, strerror(err));
-	if (write(child_report_fd, msg, n) < 0)
-		_exit(2);
-	_exit(1);
-}
-
-#define CHILD_CHECK(cond)                            \
-	do {                                         \
-		if (!(cond))                         \
-			child_fail(__LINE__, #cond); \
-	} while (0)
 
 static void token_send(int fd, char token)
 {
