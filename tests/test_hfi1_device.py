@@ -113,6 +113,8 @@ class QueryDeviceTest(Hfi1TestCase):
         self.assertNotEqual(attr_guid(attr.node_guid), 0)
         self.assertTrue(attr.fw_version)
         self.assertGreater(attr.max_pd, 0)
+        # An exact bound on MR objects: test_hfi1_mr.MaxMRTest reaches it.
+        self.assertGreater(attr.max_mr, 0)
         self.assertGreaterEqual(attr.max_sge, 6)
         self.assertGreaterEqual(attr.max_cqe, 4096)
         self.assertGreaterEqual(attr.max_srq_wr, 4095)
@@ -133,6 +135,7 @@ class QueryDeviceTest(Hfi1TestCase):
         attr = self.ctx.query_device()
         attr_ex = self.ctx.query_device_ex()
         self.assertEqual(attr_ex.orig_attr.max_pd, attr.max_pd)
+        self.assertEqual(attr_ex.orig_attr.max_mr, attr.max_mr)
         self.assertEqual(attr_ex.orig_attr.node_guid, attr.node_guid)
         self.assertEqual(attr_ex.phys_port_cnt_ex, 1)
         self.assertEqual(attr_ex.odp_caps.general_caps, 0)

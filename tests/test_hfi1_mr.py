@@ -445,6 +445,89 @@ class InvalidationTest(MRCacheTestCase):
             libc.free(q)
 
 
+MAX_MR = r'''
+import ctypes, errno, mmap, sys
+sys.path.insert(0, sys.argv[1])
+from pyverbs.device import Context
+from pyverbs.pd import PD
+from pyverbs.mr import MR
+from pyverbs.pyverbs_error import PyverbsRDMAError
+import pyverbs.enums as e
+
+PAGE = mmap.PAGESIZE
+ctx = Context(name=sys.argv[2])
+pd = PD(ctx)
+
+
+def reg_until_error(addrs, length):
+    mrs = []
+    err = 0
+    for a in addrs:
+        try:
+            mrs.append(MR(pd, length, e.IBV_ACCESS_LOCAL_WRITE, address=a))
+        except PyverbsRDMAError as ex:
+            err = ex.error_code
+            break
+    for mr in mrs:
+        mr.close()
+    return len(mrs), err
+
+
+# 64-byte buffers in one page share one cache entry and one TID.
+max_mr = ctx.query_device().max_mr
+page = mmap.mmap(-1, PAGE)
+base = ctypes.addressof(ctypes.c_char.from_buffer(page))
+n, err = reg_until_error(
+    (base + i % (PAGE // 64) * 64 for i in range(max_mr + 1)), 64)
+print(max_mr, n, err, flush=True)
+
+# A page each: an entry, a TID each.
+tids = int(sys.argv[3])
+pages = mmap.mmap(-1, (tids + 1) * PAGE)
+base = ctypes.addressof(ctypes.c_char.from_buffer(pages))
+n, err = reg_until_error((base + i * PAGE for i in range(tids + 1)), PAGE)
+print(tids, n, err, flush=True)
+'''
+
+
+class MaxMRTest(MRCacheTestCase):
+    """max_mr, and the TIDs that bound MRs over distinct memory."""
+
+    def test_max_mr_and_tids(self):
+        """max_mr MRs sharing one cache entry register and one more is
+        ENOMEM; MRs of a page each stop at expected_count with ENOMEM; each
+        limit logs one line that names it."""
+        sysfs = os.environ.get('SYSFS_PATH')
+        path = os.path.join(sysfs or '/sys', 'class', 'infiniband',
+                            self.dev_name, 'softhfi', 'expected_count')
+        if not os.path.exists(path):
+            self.skipTest('not a soft HFI: expected_count is unknown')
+        with open(path) as f:
+            tids = int(f.read())
+        with tempfile.TemporaryDirectory() as tmp:
+            log = os.path.join(tmp, 'verbs.log')
+            env = dict(os.environ, VERBS_LOG_LEVEL='3', VERBS_LOG_FILE=log,
+                       HFI1_STATS_DIR=tmp)
+            res = subprocess.run(['/usr/bin/python3', '-c', MAX_MR, HERE,
+                                  self.dev_name, str(tids)],
+                                 capture_output=True, text=True, env=env,
+                                 timeout=300)
+            with open(log) as f:
+                logged = f.read()
+        self.assertEqual(res.returncode, 0, res.stderr)
+        lines = res.stdout.split('\n')
+        max_mr, n, err = map(int, lines[0].split())
+        self.assertEqual(max_mr, self.ctx.query_device().max_mr)
+        self.assertEqual((n, err), (max_mr, errno.ENOMEM))
+        self.assertEqual(logged.count('out of MRs'), 1, logged)
+        self.assertIn(f'all {max_mr} MR keys', logged)
+        self.assertEqual(list(map(int, lines[1].split())),
+                         [tids, tids, errno.ENOMEM])
+        self.assertEqual(logged.count('out of expected-receive TIDs'), 1,
+                         logged)
+        self.assertIn(f'TIDs {tids} of {tids} in use', logged)
+
+
 NOBODY_MEMLOCK = r'''
 import ctypes, errno, mmap, os, resource, sys
 sys.path.insert(0, sys.argv[1])

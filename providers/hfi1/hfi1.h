@@ -63,6 +63,14 @@ struct hfi1_stats;
 /*
  * The limits the provider reports and enforces. They are those of one hfi1
  * user context as the soft HFI serves it; each object checks its own.
+ *
+ * HFI1_MAX_MR (max_mr) is the size of a context's MR table: the MR objects,
+ * and so the keys, it can hold at once, as many as hfi1's default lkey
+ * table. It is exact, and it is reached when MRs share cache entries (the
+ * same or contained memory with no more access). Memory is a second bound:
+ * every distinct cache entry holds at least one of the context's
+ * expected_count TIDs (<= 2048), so MRs over distinct memory run out of
+ * TIDs first. Both failures are ENOMEM with a log line.
  */
 enum {
 	HFI1_MAX_PD = 4096,

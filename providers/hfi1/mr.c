@@ -120,7 +120,8 @@ static struct hfi1_mr *mr_chunk_alloc(uint32_t first)
 
 /*
  * A free MR object whose gen makes its next key; NULL with errno ENOMEM
- * when all HFI1_MAX_MR are in use. Takes the table lock.
+ * and a log line when all HFI1_MAX_MR are in use (or no memory for more).
+ * Takes the table lock.
  */
 static struct hfi1_mr *mr_alloc(struct hfi1_context *ctx)
 {
@@ -146,6 +147,10 @@ static struct hfi1_mr *mr_alloc(struct hfi1_context *ctx)
 		}
 		if (t->fresh == HFI1_MAX_MR) {
 			pthread_spin_unlock(&t->lock);
+			hfi1_err(
+				ctx,
+				"out of MRs: all %u MR keys of this context (max_mr) are in use\n",
+				HFI1_MAX_MR);
 			errno = ENOMEM;
 			return NULL;
 		}
@@ -164,6 +169,8 @@ static struct hfi1_mr *mr_alloc(struct hfi1_context *ctx)
 		/* Never calloc under the spinlock. */
 		chunk = mr_chunk_alloc(slot - slot % HFI1_MR_CHUNK);
 		if (!chunk) {
+			hfi1_err(ctx, "cannot allocate %u MR objects\n",
+				 HFI1_MR_CHUNK);
 			errno = ENOMEM;
 			return NULL;
 		}
@@ -360,7 +367,6 @@ struct ibv_mr *hfi1_soft_reg_mr(struct ibv_pd *ibpd, void *addr, size_t length,
 	mr = mr_alloc(ctx);
 	if (!mr) {
 		ret = errno;
-		hfi1_err(ctx, "out of MRs (max_mr %u)\n", HFI1_MAX_MR);
 		goto err;
 	}
 	key = mr_key(mr);

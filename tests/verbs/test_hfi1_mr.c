@@ -3,7 +3,9 @@
  * MRs of the soft HFI through libibverbs and hfi1dv (-lhfi1): reg, dereg
  * and rereg; bad input; a registered MR invalidated by munmap (the async
  * event, its identity, the MR's state, the data path's lookup); the cache
- * counters and per-context limits; hfi1dv on another device.
+ * counters and per-context limits; max_mr, reached by MRs that share cache
+ * entries, and the TIDs that bound MRs over distinct memory; hfi1dv on
+ * another device.
  *
  * Run by tests/with_soft_hfi.sh, which brings up hfi1_0 and hfi1_1.
  */
@@ -598,6 +600,140 @@ static void test_threads(void **state)
 	munmap(shared, MiB);
 }
 
+static int cmp_u32(const void *a, const void *b)
+{
+	uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+/*
+ * max_mr is exact, and reached where MRs share cache entries: max_mr MRs
+ * of 64-byte buffers in one page (one entry, one TID) all register, with
+ * distinct keys; one more is ENOMEM; after a dereg, one registers again.
+ */
+static void test_max_mr(void **state)
+{
+	struct fixture *f = *state;
+	struct hfi1dv_mr_cache_stats before, after;
+	struct ibv_device_attr attr;
+	struct ibv_mr **mrs, *mr;
+	char *buf = map(f->page);
+	uint32_t *keys;
+	int i, n;
+
+	assert_int_equal(ibv_query_device(f->ctx, &attr), 0);
+	n = attr.max_mr;
+	assert_int_equal(n, HFI1_MAX_MR);
+	mrs = calloc(n, sizeof(*mrs));
+	keys = calloc(n, sizeof(*keys));
+	assert_non_null(mrs);
+	assert_non_null(keys);
+
+	query_cache(f->ctx, &before);
+	for (i = 0; i < n; i++) {
+		mrs[i] = ibv_reg_mr(f->pd, buf + i % (f->page / 64) * 64, 64,
+				    RW_ACCESS);
+		if (!mrs[i])
+			fail_msg("MR %d of max_mr %d: %s", i, n,
+				 strerror(errno));
+		keys[i] = mrs[i]->lkey;
+	}
+	query_cache(f->ctx, &after);
+	assert_int_equal(after.misses - before.misses, 1);
+	assert_int_equal(after.hits - before.hits, n - 1);
+	assert_int_equal(after.entries - before.entries, 1);
+	assert_int_equal(after.tids_used - before.tids_used, 1);
+	qsort(keys, n, sizeof(*keys), cmp_u32);
+	for (i = 1; i < n; i++)
+		assert_int_not_equal(keys[i - 1], keys[i]);
+
+	/* One more: ENOMEM, before the cache is asked. */
+	errno = 0;
+	assert_null(ibv_reg_mr(f->pd, buf, 64, RW_ACCESS));
+	assert_int_equal(errno, ENOMEM);
+	query_cache(f->ctx, &before);
+	assert_int_equal(before.hits, after.hits);
+	assert_int_equal(before.failures, after.failures);
+
+	/* A slot given back is used again at once. */
+	assert_int_equal(ibv_dereg_mr(mrs[n / 2]), 0);
+	mrs[n / 2] = ibv_reg_mr(f->pd, buf, 64, RW_ACCESS);
+	assert_non_null(mrs[n / 2]);
+	assert_int_equal(lookup(mrs[n / 2], mrs[n / 2]->lkey, (uintptr_t)buf,
+				64, 0, false),
+			 0);
+
+	for (i = 0; i < n; i++)
+		assert_int_equal(ibv_dereg_mr(mrs[i]), 0);
+	mr = ibv_reg_mr(f->pd, buf, 64, RW_ACCESS);
+	assert_non_null(mr);
+	assert_int_equal(ibv_dereg_mr(mr), 0);
+	free(keys);
+	free(mrs);
+	munmap(buf, f->page);
+}
+
+/*
+ * The second bound: MRs over distinct memory each need an entry of their
+ * own, and an entry at least one TID. With every page its own MR, exactly
+ * expected_count register; the next is ENOMEM (nothing idle to evict),
+ * yet an MR inside a registered page still does: it shares that entry.
+ */
+static void test_distinct_memory_tids(void **state)
+{
+	struct fixture *f = *state;
+	struct hfi1_drv *drv = to_hfi1_ctx(f->ctx)->drv;
+	uint32_t expected = drv->ctxt_info.rcvtids - drv->ctxt_info.egrtids;
+	struct hfi1dv_mr_cache_stats before, after;
+	struct ibv_mr **mrs, *extra, *inside;
+	char *buf;
+	uint32_t i;
+
+	assert_true(expected > 0 && expected <= 2048);
+	buf = map((expected + 1) * f->page);
+	mrs = calloc(expected, sizeof(*mrs));
+	assert_non_null(mrs);
+	query_cache(f->ctx, &before);
+	assert_int_equal(before.tids_used, 0);
+	for (i = 0; i < expected; i++) {
+		mrs[i] = ibv_reg_mr(f->pd, buf + i * f->page, f->page,
+				    RW_ACCESS);
+		if (!mrs[i])
+			fail_msg("page %u of %u: %s", i, expected,
+				 strerror(errno));
+	}
+	query_cache(f->ctx, &after);
+	assert_int_equal(after.tids_used, expected);
+	assert_int_equal(after.misses - before.misses, expected);
+
+	errno = 0;
+	assert_null(ibv_reg_mr(f->pd, buf + expected * f->page, f->page,
+			       RW_ACCESS));
+	assert_int_equal(errno, ENOMEM);
+	query_cache(f->ctx, &before);
+	assert_int_equal(before.failures - after.failures, 1);
+	assert_int_equal(before.tids_used, expected);
+
+	inside = ibv_reg_mr(f->pd, buf + 128, 64, RW_ACCESS);
+	assert_non_null(inside);
+
+	/* A dereg leaves an idle entry, which makes room. */
+	assert_int_equal(ibv_dereg_mr(mrs[expected - 1]), 0);
+	extra = ibv_reg_mr(f->pd, buf + expected * f->page, f->page, RW_ACCESS);
+	assert_non_null(extra);
+	query_cache(f->ctx, &after);
+	assert_int_equal(after.evictions - before.evictions, 1);
+	assert_int_equal(after.tids_used, expected);
+
+	assert_int_equal(ibv_dereg_mr(extra), 0);
+	assert_int_equal(ibv_dereg_mr(inside), 0);
+	for (i = 0; i < expected - 1; i++)
+		assert_int_equal(ibv_dereg_mr(mrs[i]), 0);
+	free(mrs);
+	munmap(buf, (expected + 1) * f->page);
+}
+
 /* hfi1dv on a context of another provider's device. */
 static void test_other_device(void **state)
 {
@@ -641,6 +777,9 @@ int main(int argc, char **argv)
 		cmocka_unit_test_setup_teardown(test_invalidated, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(test_limits, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_max_mr, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_distinct_memory_tids,
+						setup, teardown),
 		cmocka_unit_test(test_other_device),
 	};
 	const struct CMUnitTest thread_tests[] = {
