@@ -54,21 +54,35 @@ run()
 	ERR=$(cat "$TMP/stderr")
 }
 
-# hold ARGS...: start a writer that keeps its contexts open; sets HOLDER
-# once its files exist.
+# hold [--contexts K]: start a writer that keeps its contexts open; once
+# its files exist, sets HOLDER and HOLD_PATHS, a file with their paths.
+# Each writer prints into a file of its own, which only it creates: the
+# redirection happens in the background job, whenever that one runs, so a
+# shared file could still hold the previous writer's paths (of files long
+# gone) when the loop first reads it.
+NHOLD=0
 hold()
 {
-	local i
+	local want=1 end=$((SECONDS + 30))
 
-	"$WRITER" --hold "$@" >"$TMP/paths" &
+	[ "${1:-}" = --contexts ] && want=$2
+	NHOLD=$((NHOLD + 1))
+	HOLD_PATHS=$TMP/paths.$NHOLD
+	"$WRITER" --hold "$@" >"$HOLD_PATHS" &
 	HOLDER=$!
 	HOLDERS+=("$HOLDER")
-	for ((i = 0; i < 200; i++)); do
-		grep -q . "$TMP/paths" 2>/dev/null && return 0
+	# Until the writer printed a whole line per context.
+	while [ "$(grep -c '\.stats$' "$HOLD_PATHS" 2>/dev/null)" != "$want" ]; do
+		if ! kill -0 "$HOLDER" 2>/dev/null; then
+			echo "    the writer exited before it printed its paths"
+			return 1
+		fi
+		if [ $SECONDS -ge $end ]; then
+			echo "    the writer printed no path in 30 s"
+			return 1
+		fi
 		sleep 0.05
 	done
-	echo "    the writer printed no path"
-	return 1
 }
 
 # json EXPR: $OUT parsed as JSON in j; EXPR (Python) must be true.
@@ -199,7 +213,7 @@ deadpid=${dead#libhfi1.}
 deadpid=${deadpid%%.*}
 head -c 216 /dev/zero >"$DIR/libhfi1.$deadpid.5.stats"
 if hold; then
-	live=$(basename -- "$(head -1 "$TMP/paths")")
+	live=$(basename -- "$(head -1 "$HOLD_PATHS")")
 	run
 	check "stale files are not listed, and are counted" \
 		'[ "$RC" -eq 0 ] && [ "$(grep -c "^pid " <<<"$OUT")" -eq 1 ] &&
