@@ -66,8 +66,9 @@ struct hfi1_drv {
 	/*
 	 * An eventfd that becomes readable whenever the driver raises a bit
 	 * in *events (the caller reads it to re-arm), so that a thread can
-	 * sleep in poll() until then; -1 if the backend has none (the
-	 * kernel's, which has no such notification).
+	 * sleep in poll() until then; the bit may show a moment before the
+	 * fd does. -1 if the backend has none (the kernel's, which has no
+	 * such notification).
 	 */
 	int event_fd;
 };

@@ -225,7 +225,10 @@ static void *worker_thread(void *arg)
 			drain_to_locked(
 				w, atomic_load_explicit(&n->head,
 							memory_order_acquire));
-			pthread_mutex_unlock(w->lock);
+			if (w->unlock)
+				w->unlock(w);
+			else
+				pthread_mutex_unlock(w->lock);
 			/* Under notifier_lock: detach waits for it. */
 			if (w->after_drain)
 				w->after_drain(w);

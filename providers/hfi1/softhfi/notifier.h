@@ -35,6 +35,11 @@ typedef void (*softhfi_inval_fn)(struct softhfi_watch *w, uint64_t start,
 /* A consumer of the event log, embedded in a soft context. */
 struct softhfi_watch {
 	pthread_mutex_t *lock; /* the owner's lock; drain runs under it */
+	/*
+	 * Optional: drops w->lock after the worker's drain, for an owner
+	 * with work to do as it lets go (pthread_mutex_unlock() if NULL).
+	 */
+	void (*unlock)(struct softhfi_watch *w);
 	softhfi_inval_fn invalidate;
 	/*
 	 * Optional: called by the worker after each of its drains, with

@@ -198,21 +198,45 @@ static void register_atfork(void)
 	pthread_atfork(NULL, NULL, atfork_child);
 }
 
+/* Signal the event fd; non-blocking: a full counter is readable anyway. */
+static void signal_event_fd(struct softhfi_ctxt *ctx)
+{
+	uint64_t one = 1;
+
+	if (write(ctx->drv.event_fd, &one, sizeof(one)) < 0)
+		return; /* EAGAIN: the counter is full, hence readable */
+}
+
 /*
  * Drop ctx->lock, then signal the event fd if an event bit went up under
- * it (non-blocking: a counter that is already readable stays so). Not
- * under the lock: the signal wakes the thread that acts on the event,
- * which would first wait for the lock (traced: some 10 us per event).
+ * it. Not under the lock: the signal wakes the thread that acts on the
+ * event, which would first wait for the lock (traced: some 10 us per
+ * event). Whoever sees the bit after the unlock also finds the fd
+ * readable, unless it looks between the two.
  */
 static void ctxt_unlock(struct softhfi_ctxt *ctx)
 {
 	bool owed = ctx->event_fd_owed;
-	uint64_t one = 1;
 
 	ctx->event_fd_owed = false;
 	pthread_mutex_unlock(&ctx->lock);
-	if (owed && write(ctx->drv.event_fd, &one, sizeof(one)) < 0)
-		return; /* EAGAIN: the counter is full, hence readable */
+	if (owed)
+		signal_event_fd(ctx);
+}
+
+/*
+ * Wait for the worker's unpins, which releases ctx->lock meanwhile: a
+ * signal still owed goes out first, under the lock on this rare path, so
+ * that no one sees the bit for long without the fd. Caller holds
+ * ctx->lock.
+ */
+static void cond_wait_unpinned_locked(struct softhfi_ctxt *ctx)
+{
+	if (ctx->event_fd_owed) {
+		ctx->event_fd_owed = false;
+		signal_event_fd(ctx);
+	}
+	pthread_cond_wait(&ctx->unpinned, &ctx->lock);
 }
 
 static struct softhfi_ctxt *to_sctxt(struct hfi1_drv *drv)
@@ -778,7 +802,7 @@ static bool unpin_settle_locked(struct softhfi_ctxt *ctx)
 	bool any = ctx->unpin_busy || ctx->unpin_pending_n;
 
 	while (ctx->unpin_busy)
-		pthread_cond_wait(&ctx->unpinned, &ctx->lock);
+		cond_wait_unpinned_locked(ctx);
 	unpin_pending_locked(ctx);
 	return any;
 }
@@ -925,9 +949,17 @@ static void invalidate_range_locked(struct softhfi_watch *w, uint64_t start,
 	}
 }
 
+/* The worker's unlock after its drain: the signal goes with it. */
+static void sctxt_watch_unlock(struct softhfi_watch *w)
+{
+	ctxt_unlock(
+		(struct softhfi_ctxt *)((char *)w -
+					offsetof(struct softhfi_ctxt, watch)));
+}
+
 /*
- * The worker, after applying events: signal the event fd (ctxt_unlock()),
- * then drop the pins invalidations left, outside ctx->lock. The entries stay TID_UNPINNING meanwhile, so no one
+ * The worker, after applying events: drop the pins invalidations left,
+ * outside ctx->lock. The entries stay TID_UNPINNING meanwhile, so no one
  * frees or reuses their slots (TID_FREE waits for `unpinned`).
  */
 static void sctxt_after_drain(struct softhfi_watch *w)
@@ -1164,6 +1196,7 @@ static int assign_ctxt(struct softhfi_ctxt *ctx, uint64_t uarg)
 		goto err_exit_ring;
 	ctx->watch.lock = &ctx->lock;
 	ctx->watch.invalidate = invalidate_range_locked;
+	ctx->watch.unlock = sctxt_watch_unlock;
 	ctx->watch.after_drain = sctxt_after_drain;
 	err = softhfi_notifier_attach(&ctx->watch);
 	if (err)
