@@ -37,7 +37,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <fcntl.h>
 #include <unistd.h>
 #include <linux/userfaultfd.h>
 #include <sys/ioctl.h>
@@ -48,6 +47,7 @@
 #include "bench_common.h"
 #include "hfi1dv.h"
 #include "softhfi.h"
+#include "notifier.h"
 
 #define KIB (1024ul)
 #define MIB (1024ul * KIB)
@@ -461,28 +461,6 @@ static void bench_events(struct bench *b)
 	ibv_close_device(ctx);
 }
 
-/*
- * A userfaultfd set up as the soft HFI's notifier sets up its own, for
- * the probe; -1 where this process may have none.
- */
-static int open_probe_uffd(void)
-{
-	struct uffdio_api api = { .api = UFFD_API };
-	int fd;
-
-	fd = syscall(SYS_userfaultfd,
-		     O_CLOEXEC | O_NONBLOCK | UFFD_USER_MODE_ONLY);
-	if (fd < 0 && errno == EINVAL)
-		fd = syscall(SYS_userfaultfd, O_CLOEXEC | O_NONBLOCK);
-	if (fd < 0)
-		return -1;
-	if (ioctl(fd, UFFDIO_API, &api)) {
-		close(fd);
-		return -1;
-	}
-	return fd;
-}
-
 /* @uffd < 0: syscall(SYS_getppid); else the probe on it. */
 static double time_syscalls(struct bench *b, int uffd)
 {
@@ -510,7 +488,8 @@ static double time_syscalls(struct bench *b, int uffd)
 
 static void bench_floor(struct bench *b)
 {
-	int uffd = open_probe_uffd();
+	/* One as the soft HFI opens, for the probe; < 0 if none. */
+	int uffd = softhfi_notifier_open_uffd(0);
 
 	b->floor.getppid_ns = time_syscalls(b, -1);
 	b->floor.probe_ns = uffd >= 0 ? time_syscalls(b, uffd) : -1;

@@ -238,7 +238,7 @@ static void *worker_thread(void *arg)
 	return NULL;
 }
 
-static int open_uffd(uint64_t features)
+int softhfi_notifier_open_uffd(uint64_t features)
 {
 	struct uffdio_api api = { .api = UFFD_API, .features = features };
 	int fd;
@@ -299,9 +299,10 @@ static struct softhfi_notifier *notifier_create(int *errp)
 	n->pid = getpid();
 
 	/* Shared memory can be watched only where the kernel allows WP. */
-	n->uffd = open_uffd(events | UFFD_FEATURE_WP_HUGETLBFS_SHMEM);
+	n->uffd = softhfi_notifier_open_uffd(events |
+					     UFFD_FEATURE_WP_HUGETLBFS_SHMEM);
 	if (n->uffd == -EINVAL)
-		n->uffd = open_uffd(events);
+		n->uffd = softhfi_notifier_open_uffd(events);
 	if (n->uffd < 0) {
 		err = -n->uffd;
 		goto err_free;

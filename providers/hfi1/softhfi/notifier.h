@@ -66,6 +66,13 @@ struct softhfi_watch {
 };
 
 /*
+ * A userfaultfd as the notifier opens its own (close-on-exec, non-blocking,
+ * user-mode faults only where the kernel has that), with @features
+ * negotiated. Returns the fd or a negative errno.
+ */
+int softhfi_notifier_open_uffd(uint64_t features);
+
+/*
  * Start consuming events, starting the process's notifier on first use.
  * Returns 0 or a positive errno (ENOSYS or EPERM when userfaultfd is not
  * available to this process).
