@@ -202,10 +202,9 @@ static void mr_free(struct hfi1_context *ctx, struct hfi1_mr *mr)
 	pthread_spin_unlock(&t->lock);
 }
 
-/* Exported for the tests only (libhfi1.map: HFI1_PRIVATE_TEST). */
-HFI1_EXPORT int hfi1_mr_lookup(struct hfi1_context *ctx, struct hfi1_pd *pd,
-			       uint32_t key, uint64_t iova, uint64_t len,
-			       int access, bool remote, struct hfi1_mr **mrp)
+int hfi1_mr_lookup(struct hfi1_context *ctx, struct hfi1_pd *pd, uint32_t key,
+		   uint64_t iova, uint64_t len, int access, bool remote,
+		   struct hfi1_mr **mrp)
 {
 	uint32_t slot = key >> HFI1_MR_KEY_GEN_BITS;
 	struct hfi1_mr_ref *r;

@@ -7,7 +7,9 @@
  * entries, and the TIDs that bound MRs over distinct memory; hfi1dv on
  * another device.
  *
- * Run by tests/with_soft_hfi.sh, which brings up hfi1_0 and hfi1_1.
+ * Run by tests/with_soft_hfi.sh, which brings up hfi1_0 and hfi1_1. The
+ * provider is linked into the program (hfi1_static), which also gives it
+ * the provider's private functions.
  */
 #include <errno.h>
 #include <poll.h>
@@ -24,7 +26,7 @@
 #include <infiniband/hfi1dv.h>
 #include <infiniband/verbs.h>
 
-/* For hfi1_mr_lookup(), the data path's key check (not an API). */
+/* hfi1_mr_lookup(), the data path's key check, is not an API. */
 #include "hfi1.h"
 
 #define MiB (1UL << 20)
@@ -786,6 +788,11 @@ int main(int argc, char **argv)
 		cmocka_unit_test_setup_teardown(test_threads, setup, teardown),
 	};
 
+	/*
+	 * The provider linked in registers itself; the build's shared one,
+	 * named by RDMAV_DRIVERS, would register a second copy of the driver.
+	 */
+	unsetenv("RDMAV_DRIVERS");
 	if (argc > 1 && !strcmp(argv[1], "threads"))
 		return cmocka_run_group_tests(thread_tests, NULL, NULL);
 	return cmocka_run_group_tests(tests, NULL, NULL);
