@@ -14,6 +14,7 @@
 
 #include "verbs_provider.h"
 #include "hfi1_drv.h"
+#include "kdrv.h"
 #include "mr_cache.h"
 
 struct hfi1_stats;

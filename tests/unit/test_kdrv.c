@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: GPL-2.0 OR BSD-2-Clause
 /*
- * Unit tests of the kernel backend (providers/hfi1/kdrv.c) against a fake
+ * Unit tests of the kernel backend (providers/hfi1/drv/kdrv.c) against a fake
  * /dev/hfi1_N.
  *
  * The fake behaves as the hfi1 driver's file operations do (file_ops.c):
@@ -29,7 +29,7 @@
 
 #include <cmocka.h>
 
-#include "hfi1_drv.h"
+#include "kdrv.h"
 
 /* The driver's mmap token layout and types (file_ops.c). */
 #define TOKEN_MAGIC 0xdabbad00ULL

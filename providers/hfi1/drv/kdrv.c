@@ -35,7 +35,7 @@
 #include <sys/mman.h>
 #include <sys/random.h>
 
-#include "hfi1_drv.h"
+#include "kdrv.h"
 
 /* The kernel defines this in its private common.h, not in the UAPI. */
 #ifndef HFI1_USER_SWVERSION

@@ -113,27 +113,4 @@ static inline void hfi1_drv_close(struct hfi1_drv *drv)
 		drv->ops->close(drv);
 }
 
-/*
- * The kernel backend. The system calls go through this table so that unit
- * tests can stand a fake file descriptor behind them; NULL means the real
- * ones.
- */
-struct hfi1_kdrv_sys {
-	int (*open)(const char *path, int flags);
-	int (*ioctl)(int fd, unsigned long cmd, void *arg);
-	void *(*mmap)(void *addr, size_t len, int prot, int flags, int fd,
-		      off_t off);
-	int (*munmap)(void *addr, size_t len);
-	int (*close)(int fd);
-};
-
-/*
- * Open /dev/hfi1_<unit> and assign a user context: GET_VERS (the driver's
- * major version must be ours), ASSIGN_CTXT, CTXT_INFO, USER_INFO, then map
- * the event page. Returns NULL with errno set: the driver's own errors,
- * EPROTONOSUPPORT if its major interface version is not ours.
- */
-struct hfi1_drv *hfi1_kdrv_open(const char *path,
-				const struct hfi1_kdrv_sys *sys);
-
 #endif /* HFI1_DRV_H */
