@@ -97,7 +97,7 @@ static void atfork_parent(void)
 /*
  * The child has no monitor or worker. It keeps the parent's notifier
  * object (contexts inherited from the parent still point at it and refuse
- * to work, see sctxt.c) but the next attach in the child starts afresh.
+ * to work, see file_ops.c) but the next attach in the child starts afresh.
  *
  * It must not keep the parent's file descriptors: an open userfaultfd
  * keeps the parent's ranges registered, and once the parent has stopped
