@@ -45,6 +45,7 @@
 #include <unistd.h>
 #include <sys/resource.h>
 
+#include "hfi1_tid.h"
 #include "mr_cache.h"
 #include "mr_index.h"
 
@@ -60,11 +61,6 @@
  * marks (see the top) can cost a retry each, so allow a few.
  */
 #define MRC_BORN_RETRIES 16
-
-/* The tidinfo word (hfi1_user.h's EXP_TID_* layout). */
-#define TID_LEN(t) ((t)&0x7ffu)
-#define TID_CTRL(t) (((t) >> 20) & 0x3u)
-#define TID_IDX(t) (((t) >> 22) & 0x3ffu)
 
 struct hfi1_mrc_entry {
 	struct mr_index_entry node; /* start, end, access */
@@ -161,7 +157,7 @@ static inline uint64_t entry_bytes(const struct hfi1_mrc_entry *e)
 /* The TID number of a tidinfo: its RcvArray entry. */
 static inline uint32_t tid_number(uint32_t tidinfo)
 {
-	return TID_IDX(tidinfo) * 2 + (TID_CTRL(tidinfo) == 2);
+	return hfi1_tid_rcventry(tidinfo);
 }
 
 /* Whether invalidations are pending or being applied: see the top. */
@@ -673,7 +669,7 @@ static struct hfi1_mrc_entry *entry_alloc(struct hfi1_mrc *c, uint64_t start,
 	memcpy(e->tids, tids, sizeof(uint32_t) * n);
 	for (i = 0; i < n; i++) {
 		e->page_off[i] = page;
-		page += TID_LEN(tids[i]);
+		page += HFI1_TID_GET(tids[i], LEN);
 	}
 	atomic_init(&e->valid, true);
 	return e;
@@ -1043,6 +1039,7 @@ int hfi1_mrc_entry_tid(const struct hfi1_mrc_entry *e, uint64_t addr,
 	      ((uint64_t)e->page_off[lo] << e->page_shift);
 	*tidinfo = e->tids[lo];
 	*offset = off;
-	*left = ((uint64_t)TID_LEN(e->tids[lo]) << e->page_shift) - off;
+	*left = ((uint64_t)HFI1_TID_GET(e->tids[lo], LEN) << e->page_shift) -
+		off;
 	return 0;
 }

@@ -518,20 +518,20 @@ static unsigned int count_of(void)
 
 static int decode_tid(uint32_t tidinfo)
 {
-	unsigned int ctrl = SOFTHFI_TID_GET(tidinfo, CTRL);
+	unsigned int ctrl = HFI1_TID_GET(tidinfo, CTRL);
 	unsigned int rcv;
 
 	if (ctrl == 0 || ctrl == 3)
 		return -1;
-	rcv = (SOFTHFI_TID_GET(tidinfo, IDX) << 1) + ctrl - 1;
+	rcv = (HFI1_TID_GET(tidinfo, IDX) << 1) + ctrl - 1;
 	return rcv < count_of() ? (int)rcv : -1;
 }
 
 static uint32_t encode_tid(unsigned int rcv, uint32_t npages)
 {
-	return (rcv >> 1) << SOFTHFI_TID_IDX_SHIFT |
-	       (1u << (rcv & 1)) << SOFTHFI_TID_CTRL_SHIFT |
-	       (npages & SOFTHFI_TID_LEN_MASK);
+	return (rcv >> 1) << HFI1_TID_IDX_SHIFT |
+	       (1u << (rcv & 1)) << HFI1_TID_CTRL_SHIFT |
+	       (npages & HFI1_TID_LEN_MASK);
 }
 
 static void model_free(unsigned int rcv)
@@ -826,7 +826,7 @@ static void do_update(uint64_t argp, struct hfi1_tid_info tinfo)
 	      seen.tidcnt, count_of() - m.held);
 	for (i = 0, pg = 0; i < seen.tidcnt; i++) {
 		uint32_t id = load_u32(seen.tidlist + 4ull * i),
-			 len = SOFTHFI_TID_GET(id, LEN);
+			 len = HFI1_TID_GET(id, LEN);
 		int rcv = decode_tid(id);
 		struct slot *s;
 
@@ -836,9 +836,9 @@ static void do_update(uint64_t argp, struct hfi1_tid_info tinfo)
 		CHECK(len == pieces[i].count && pg == pieces[i].idx,
 		      "entry %u: %u pages at %u, expected %u at %u", i, len, pg,
 		      pieces[i].count, pieces[i].idx);
-		CHECK(!(id & ~(SOFTHFI_TID_LEN_MASK |
-			       SOFTHFI_TID_CTRL_MASK << SOFTHFI_TID_CTRL_SHIFT |
-			       SOFTHFI_TID_IDX_MASK << SOFTHFI_TID_IDX_SHIFT)),
+		CHECK(!(id & ~(HFI1_TID_LEN_MASK |
+			       HFI1_TID_CTRL_MASK << HFI1_TID_CTRL_SHIFT |
+			       HFI1_TID_IDX_MASK << HFI1_TID_IDX_SHIFT)),
 		      "tidinfo %#x has stray bits", id);
 		s->held = true;
 		s->tidinfo = id;
@@ -1302,7 +1302,7 @@ static void op_place(struct input *in)
 		want = ESTALE;
 	} else {
 		size = (uint64_t)s->npages * page;
-		if (SOFTHFI_TID_GET(tid, LEN) != s->npages || offset > size ||
+		if (HFI1_TID_GET(tid, LEN) != s->npages || offset > size ||
 		    len > size - offset)
 			want = EINVAL;
 		else

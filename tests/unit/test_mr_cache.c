@@ -234,7 +234,7 @@ static void test_hits_misses(void **state)
 					    (uintptr_t)buf + 3 * pg + 7,
 					    &tidinfo, &off, &left),
 			 0);
-	assert_int_equal(SOFTHFI_TID_GET(tidinfo, LEN), 16);
+	assert_int_equal(HFI1_TID_GET(tidinfo, LEN), 16);
 	assert_int_equal(off, 3 * pg + 7);
 	assert_int_equal(left, 13 * pg - 7);
 	assert_int_equal(hfi1_mrc_entry_tid(r[1].entry,
@@ -465,7 +465,7 @@ static void test_windows(void **state)
 						    (uintptr_t)buf + i * pg + 1,
 						    &tidinfo, &off, &left),
 				 0);
-		assert_int_equal(SOFTHFI_TID_GET(tidinfo, LEN), 8);
+		assert_int_equal(HFI1_TID_GET(tidinfo, LEN), 8);
 		assert_int_equal(off, (i % 8) * pg + 1);
 		assert_int_equal(left, (8 - i % 8) * pg - 1);
 	}

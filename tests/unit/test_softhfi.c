@@ -22,9 +22,9 @@
 #include "softhfi.h"
 
 #define MIB (1024UL * 1024)
-#define TID_LEN(t) SOFTHFI_TID_GET(t, LEN)
-#define TID_CTRL(t) SOFTHFI_TID_GET(t, CTRL)
-#define TID_IDX(t) SOFTHFI_TID_GET(t, IDX)
+#define TID_LEN(t) HFI1_TID_GET(t, LEN)
+#define TID_CTRL(t) HFI1_TID_GET(t, CTRL)
+#define TID_IDX(t) HFI1_TID_GET(t, IDX)
 
 static size_t page;
 

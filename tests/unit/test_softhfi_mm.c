@@ -226,7 +226,7 @@ static bool same_tids(uint32_t *a, uint32_t *b, uint32_t n)
 
 static unsigned int tid_pages(uint32_t tid)
 {
-	return SOFTHFI_TID_GET(tid, LEN);
+	return HFI1_TID_GET(tid, LEN);
 }
 
 /* The end of every test: the context is gone and so are its pins. */

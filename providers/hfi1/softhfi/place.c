@@ -46,7 +46,7 @@ static int submit_place(struct softhfi_ctxt *ctx, uint32_t tidinfo,
 		goto out;
 	}
 	size = (uint64_t)tid->npages * ctx->page_size;
-	if (SOFTHFI_TID_GET(tidinfo, LEN) != tid->npages || offset > size ||
+	if (HFI1_TID_GET(tidinfo, LEN) != tid->npages || offset > size ||
 	    len > size - offset || len > UINT_MAX) {
 		err = EINVAL;
 		goto out;

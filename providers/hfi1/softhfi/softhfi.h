@@ -13,21 +13,12 @@
 #include <sys/types.h>
 
 #include "hfi1_drv.h"
+#include "hfi1_tid.h"
 
 /* hfi1's RcvArray limits for expected receive. */
 #define SOFTHFI_GROUP_SIZE 8 /* entries are handed out by 8 */
 #define SOFTHFI_MAX_EXPECTED 2048 /* IDX has 10 bits, 2 entries a pair */
 #define SOFTHFI_MAX_RUN_PAGES 512 /* one entry maps at most 2 MiB */
-
-/* The tidinfo word of TID_UPDATE, TID_FREE and TID_INVAL_READ. */
-#define SOFTHFI_TID_LEN_SHIFT 0
-#define SOFTHFI_TID_LEN_MASK 0x7ffu
-#define SOFTHFI_TID_CTRL_SHIFT 20
-#define SOFTHFI_TID_CTRL_MASK 0x3u
-#define SOFTHFI_TID_IDX_SHIFT 22
-#define SOFTHFI_TID_IDX_MASK 0x3ffu
-#define SOFTHFI_TID_GET(tid, field) \
-	(((tid) >> SOFTHFI_TID_##field##_SHIFT) & SOFTHFI_TID_##field##_MASK)
 
 /* What bring-up decides about the (emulated) device and driver. */
 struct softhfi_params {

@@ -84,24 +84,15 @@ static void cond_wait_unpinned_locked(struct softhfi_ctxt *ctx)
 	pthread_cond_wait(&ctx->unpinned, &ctx->lock);
 }
 
-static uint32_t create_tid(unsigned int rcventry, uint32_t npages)
-{
-	unsigned int pair = rcventry & ~1u;
-
-	return (pair >> 1) << SOFTHFI_TID_IDX_SHIFT |
-	       (1u << (rcventry - pair)) << SOFTHFI_TID_CTRL_SHIFT |
-	       (npages & SOFTHFI_TID_LEN_MASK) << SOFTHFI_TID_LEN_SHIFT;
-}
-
 /* The entry a tidinfo names, or -EINVAL as unprogram_rcvarray() says. */
 int tid_to_rcventry(const struct softhfi_ctxt *ctx, uint32_t tidinfo)
 {
-	unsigned int ctrl = SOFTHFI_TID_GET(tidinfo, CTRL);
+	unsigned int ctrl = HFI1_TID_GET(tidinfo, CTRL);
 	unsigned int rcventry;
 
 	if (ctrl == 0 || ctrl == 3)
 		return -EINVAL;
-	rcventry = (SOFTHFI_TID_GET(tidinfo, IDX) << 1) + ctrl - 1;
+	rcventry = hfi1_tid_rcventry(tidinfo);
 	if (rcventry >= ctx->params.expected_count)
 		return -EINVAL;
 	return rcventry;
@@ -179,7 +170,7 @@ static unsigned int program_group_locked(struct softhfi_ctxt *ctx,
 		tid->grp = grp;
 		grp->map |= 1u << i;
 		grp->used++;
-		ctx->tidlist[(*tididx)++] = create_tid(rcventry, set->count);
+		ctx->tidlist[(*tididx)++] = hfi1_tid_make(rcventry, set->count);
 		taken++;
 	}
 	return taken;
@@ -474,7 +465,7 @@ void invalidate_range_locked(struct softhfi_watch *w, uint64_t start,
 
 		if (ctx->invalid_tid_idx < ctx->params.expected_count) {
 			ctx->invalid_tids[ctx->invalid_tid_idx] =
-				create_tid(i, tid->npages);
+				hfi1_tid_make(i, tid->npages);
 			if (!ctx->invalid_tid_idx)
 				raise_event_locked(ctx,
 						   HFI1_EVENT_TID_MMU_NOTIFY);
