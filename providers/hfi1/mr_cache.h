@@ -154,7 +154,7 @@ bool hfi1_mrc_entry_valid(const struct hfi1_mrc_entry *e);
 /*
  * The TID that maps byte @addr of @e: its tidinfo, @addr's offset in it
  * and the bytes left in it from there. 0, ERANGE if @addr is outside @e,
- * ESTALE if @e was invalidated. softhfi_place() rechecks under the
+ * ESTALE if @e was invalidated. hfi1_drv_place() rechecks under the
  * driver's lock, so a race with an invalidation is ESTALE there.
  */
 int hfi1_mrc_entry_tid(const struct hfi1_mrc_entry *e, uint64_t addr,

@@ -27,7 +27,7 @@
  *   byte 1: contig_pages (bit 7: 1 + 4 * bits 6:0, else a table)
  *   byte 2: reserved
  *   opcode % 8: TID_UPDATE, TID_FREE, TID_INVAL_READ, ACK_EVENT, raw
- *   ioctl, memory operation, softhfi_place, TID_UPDATE again (the
+ *   ioctl, memory operation, hfi1_drv_place, TID_UPDATE again (the
  *   operation that builds state the others act on).
  * tests/fuzz/gen_corpus.py writes the seed corpus in this format, and
  * FUZZ_SOFTHFI_TRACE=1 in the environment shows what an input does.
@@ -1275,7 +1275,7 @@ static void op_mem(struct input *in)
 }
 
 /* ------------------------------------------------------------------ */
-/* softhfi_place */
+/* hfi1_drv_place */
 
 static void op_place(struct input *in)
 {
@@ -1313,23 +1313,23 @@ static void op_place(struct input *in)
 	CHECK(write(fds[1], data, n) == (ssize_t)n, "write to pipe");
 	close(fds[1]);
 	errno = 0;
-	rc = softhfi_place(m.drv, tid, offset, fds[0], len);
+	rc = hfi1_drv_place(m.drv, tid, offset, fds[0], len);
 	close(fds[0]);
-	trace("softhfi_place tidinfo %#x offset %zu len %zu, %zu in the pipe: "
+	trace("hfi1_drv_place tidinfo %#x offset %zu len %zu, %zu in the pipe: "
 	      "%zd %s, expected %s",
 	      tid, offset, len, n, rc, rc < 0 ? strerror(errno) : "",
 	      strerror(want));
 	if (want) {
 		CHECK(rc == -1 && errno == want,
-		      "softhfi_place: %zd/%s, expected %s", rc,
+		      "hfi1_drv_place: %zd/%s, expected %s", rc,
 		      rc < 0 ? strerror(errno) : "-", strerror(want));
 		return;
 	}
-	CHECK(rc == (ssize_t)want_n, "softhfi_place: %zd/%s, expected %zu", rc,
+	CHECK(rc == (ssize_t)want_n, "hfi1_drv_place: %zd/%s, expected %zu", rc,
 	      rc < 0 ? strerror(errno) : "-", want_n);
 	/* A valid entry's pages are the ones mapped at its address. */
 	CHECK(!memcmp((void *)(uintptr_t)(s->vaddr + offset), data, want_n),
-	      "softhfi_place: the data is not at the entry's address");
+	      "hfi1_drv_place: the data is not at the entry's address");
 }
 
 /* ------------------------------------------------------------------ */

@@ -10,7 +10,7 @@
  * mapper replaces its memory. A worker notes the generation before its
  * get; if it is the same (and even) after the check, the memory was the
  * same all along, so the get must succeed and the adapter's DMA through
- * the entry's TID (softhfi_place(), which writes the pinned pages) must
+ * the entry's TID (hfi1_drv_place(), which writes the pinned pages) must
  * show up in the memory the worker reads. A stale entry pins the old
  * pages: its data would not show up, or the soft HFI would say ESTALE.
  *
@@ -111,7 +111,7 @@ static void cb_invalidated(struct hfi1_mrc_ref *ref,
 
 /*
  * Through the entry's TID, place @len bytes of @byte at @addr; 0 or the
- * errno of softhfi_place().
+ * errno of hfi1_drv_place().
  */
 static int dma(struct worker *w, struct hfi1_mrc_entry *e, uint64_t addr,
 	       unsigned char byte, size_t len)
@@ -127,7 +127,7 @@ static int dma(struct worker *w, struct hfi1_mrc_entry *e, uint64_t addr,
 	memset(data, byte, len);
 	if (write(w->sv[0], data, len) != (ssize_t)len)
 		return EIO;
-	n = softhfi_place(w->s->drv, tidinfo, off, w->sv[1], len);
+	n = hfi1_drv_place(w->s->drv, tidinfo, off, w->sv[1], len);
 	if (n == (ssize_t)len)
 		return 0;
 	err = n < 0 ? errno : EIO;

@@ -437,7 +437,7 @@ static void test_invalidate_on_munmap(void **state)
 	munmap(buf, 4 * page);
 	/* Nothing lands in an invalidated entry, without waiting. */
 	assert_int_equal(write(sv[1], "x", 1), 1);
-	assert_int_equal(softhfi_place(f->drv, f->tids[0], 0, sv[0], 1), -1);
+	assert_int_equal(hfi1_drv_place(f->drv, f->tids[0], 0, sv[0], 1), -1);
 	assert_int_equal(errno, ESTALE);
 	assert_true(wait_event(f));
 
@@ -518,7 +518,7 @@ static void test_place(void **state)
 	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
 	assert_int_equal(write(sv[1], msg, sizeof(msg)), sizeof(msg));
 	assert_int_equal(
-		softhfi_place(f->drv, f->tids[0], 100, sv[0], sizeof(msg)),
+		hfi1_drv_place(f->drv, f->tids[0], 100, sv[0], sizeof(msg)),
 		sizeof(msg));
 	assert_memory_equal(f->arena + 100, msg, sizeof(msg));
 	assert_int_equal(f->arena[99], 0);
@@ -526,25 +526,25 @@ static void test_place(void **state)
 
 	/* Outside the entry, a bad tidinfo, an entry not programmed. */
 	assert_int_equal(
-		softhfi_place(f->drv, f->tids[0], 4 * page - 1, sv[0], 2), -1);
+		hfi1_drv_place(f->drv, f->tids[0], 4 * page - 1, sv[0], 2), -1);
 	assert_int_equal(errno, EINVAL);
 	assert_int_equal(
-		softhfi_place(f->drv, f->tids[0] & ~(3u << 20), 0, sv[0], 1),
+		hfi1_drv_place(f->drv, f->tids[0] & ~(3u << 20), 0, sv[0], 1),
 		-1);
 	assert_int_equal(errno, EINVAL);
-	assert_int_equal(
-		softhfi_place(f->drv, (5u << 22) | (1u << 20) | 4, 0, sv[0], 1),
-		-1);
+	assert_int_equal(hfi1_drv_place(f->drv, (5u << 22) | (1u << 20) | 4, 0,
+					sv[0], 1),
+			 -1);
 	assert_int_equal(errno, EBADF);
 	/* End of file: what arrived is placed. */
 	assert_int_equal(write(sv[1], "abc", 3), 3);
 	close(sv[1]);
-	assert_int_equal(softhfi_place(f->drv, f->tids[0], 0, sv[0], 10), 3);
+	assert_int_equal(hfi1_drv_place(f->drv, f->tids[0], 0, sv[0], 10), 3);
 	assert_memory_equal(f->arena, "abc", 3);
 	close(sv[0]);
 	assert_int_equal(tid_free(f, f->tids, 1, NULL), 0);
 	/* Freed: no more placement. */
-	assert_int_equal(softhfi_place(f->drv, f->tids[0], 0, 0, 1), -1);
+	assert_int_equal(hfi1_drv_place(f->drv, f->tids[0], 0, 0, 1), -1);
 	assert_int_equal(errno, EBADF);
 }
 

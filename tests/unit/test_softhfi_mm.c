@@ -9,7 +9,7 @@
  *
  * Everything goes through the driver interface as a user of it would:
  * softhfi_open(), hfi1_drv_ioctl() with the kernel's commands and structs,
- * softhfi_place() for the adapter's DMA and softhfi_get_stats() for counts.
+ * hfi1_drv_place() for the adapter's DMA and softhfi_get_stats() for counts.
  * Asynchronous effects (the worker raising the event bit) are polled with
  * a deadline, never waited for with a sleep. softhfi_get_stats() applies
  * every event logged so far, and the notifier logs an unmapping before
@@ -188,7 +188,7 @@ static void drain_wire(int fd)
 
 /*
  * Put @len bytes of @c on the wire and have the adapter place them at
- * @offset into entry @tid. Returns softhfi_place()'s result (errno set).
+ * @offset into entry @tid. Returns hfi1_drv_place()'s result (errno set).
  */
 static ssize_t place(int sv[2], struct hfi1_drv *drv, uint32_t tid,
 		     size_t offset, int c, size_t len)
@@ -202,7 +202,7 @@ static ssize_t place(int sv[2], struct hfi1_drv *drv, uint32_t tid,
 	memset(data, c, len);
 	if (write(sv[0], data, len) != (ssize_t)len)
 		return -2;
-	ret = softhfi_place(drv, tid, offset, sv[1], len);
+	ret = hfi1_drv_place(drv, tid, offset, sv[1], len);
 	err = errno;
 	drain_wire(sv[1]);
 	errno = err;
@@ -724,7 +724,7 @@ static void *placer_thread(void *arg)
 	struct placer *p = arg;
 
 	atomic_store(&p->tid_of_thread, gettid());
-	p->ret = softhfi_place(p->drv, p->tid, 0, p->fd, p->len);
+	p->ret = hfi1_drv_place(p->drv, p->tid, 0, p->fd, p->len);
 	p->err = errno;
 	return NULL;
 }
@@ -1572,7 +1572,8 @@ static void child_check_inherited_eio(struct hfi1_drv *drv, uint32_t tid,
 	CHILD_CHECK(hfi1_drv_ioctl(drv, HFI1_IOCTL_CREDIT_UPD, NULL) == -1 &&
 		    errno == EIO);
 	errno = 0;
-	CHILD_CHECK(softhfi_place(drv, tid, 0, wire, 16) == -1 && errno == EIO);
+	CHILD_CHECK(hfi1_drv_place(drv, tid, 0, wire, 16) == -1 &&
+		    errno == EIO);
 	munmap(mine, pg);
 }
 
@@ -1596,7 +1597,7 @@ static void child_use_fresh_context(void)
 	CHILD_CHECK(softhfi_process_pinned_pages() == 2);
 	memset(data, 0x3c, sizeof(data));
 	CHILD_CHECK(write(sv[0], data, sizeof(data)) == sizeof(data));
-	CHILD_CHECK(softhfi_place(drv, tid, pg, sv[1], sizeof(data)) ==
+	CHILD_CHECK(hfi1_drv_place(drv, tid, pg, sv[1], sizeof(data)) ==
 		    sizeof(data));
 	CHILD_CHECK(all_bytes(buf + pg, 0x3c, sizeof(data)));
 

@@ -10,6 +10,7 @@
 #ifndef HFI1_DRV_H
 #define HFI1_DRV_H
 
+#include <errno.h>
 #include <stdatomic.h>
 #include <stdint.h>
 #include <sys/types.h>
@@ -51,6 +52,13 @@ struct hfi1_drv_ops {
 	 * pending. Without it, sync_events serves.
 	 */
 	void (*sync_returned)(struct hfi1_drv *drv);
+	/*
+	 * Optional: the adapter's DMA into an expected receive, for a backend
+	 * that is its own adapter (the soft HFI); see hfi1_drv_place(). Real
+	 * hardware places what it receives by itself: NULL.
+	 */
+	ssize_t (*place)(struct hfi1_drv *drv, uint32_t tidinfo, size_t offset,
+			 int fd, size_t len);
 };
 
 /* One assigned hfi1 user context. */
@@ -105,6 +113,26 @@ static inline __u64 hfi1_drv_events_returned(struct hfi1_drv *drv)
 		drv->ops->sync_events(drv);
 	return atomic_load_explicit((_Atomic __u64 *)drv->events,
 				    memory_order_acquire);
+}
+
+/*
+ * The placement primitive: move @len bytes read from @fd into the buffer of
+ * the programmed entry @tidinfo (as TID_UPDATE returned it), starting
+ * @offset bytes into it. It writes the pages pinned for the entry, never
+ * the current mapping of their address, as an HFI's DMA does. Returns the
+ * bytes placed (fewer only at end of file), or -1 with errno: EINVAL for a
+ * bad tidinfo or a range outside the entry; EBADF for an entry that is not
+ * programmed; ESTALE for one that was invalidated; read(2)'s errors on
+ * @fd; EIO from a forked child; EOPNOTSUPP where the hardware places.
+ */
+static inline ssize_t hfi1_drv_place(struct hfi1_drv *drv, uint32_t tidinfo,
+				     size_t offset, int fd, size_t len)
+{
+	if (!drv->ops->place) {
+		errno = EOPNOTSUPP;
+		return -1;
+	}
+	return drv->ops->place(drv, tidinfo, offset, fd, len);
 }
 
 static inline void hfi1_drv_close(struct hfi1_drv *drv)

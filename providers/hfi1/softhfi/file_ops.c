@@ -316,6 +316,7 @@ static const struct hfi1_drv_ops sctxt_ops = {
 	.close = sctxt_close,
 	.sync_events = sctxt_sync_events,
 	.sync_returned = sctxt_sync_returned,
+	.place = sctxt_place,
 };
 
 void softhfi_default_params(struct softhfi_params *params)

@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0 OR BSD-2-Clause
 /*
  * softhfi: placement, the adapter's "DMA" into expected-receive buffers
- * (softhfi_place()). No file of the hfi1 driver corresponds: on the device
+ * (sctxt_place(), the driver interface's placement op). No file of the hfi1 driver corresponds: on the device
  * the receive engine writes what arrives through the RcvArray entries the
  * driver programmed (hfi1_put_tid(), chip.c). Not called dma.c, which
  * would suggest hfi1's sdma.c and user_sdma.c, its send DMA engines.
@@ -69,8 +69,9 @@ out:
 	return err;
 }
 
-ssize_t softhfi_place(struct hfi1_drv *drv, uint32_t tidinfo, size_t offset,
-		      int fd, size_t len)
+/* The placement op: see hfi1_drv_place(). */
+ssize_t sctxt_place(struct hfi1_drv *drv, uint32_t tidinfo, size_t offset,
+		    int fd, size_t len)
 {
 	struct softhfi_ctxt *ctx = to_sctxt(drv);
 	struct io_uring_cqe *cqe;

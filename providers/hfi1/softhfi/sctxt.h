@@ -186,4 +186,8 @@ int copy_to_user2(struct softhfi_ctxt *ctx, uint64_t dst1, const void *src1,
 void uaccess_out_init(struct softhfi_ctxt *ctx);
 void uaccess_out_fini(struct softhfi_ctxt *ctx);
 
+/* place.c */
+ssize_t sctxt_place(struct hfi1_drv *drv, uint32_t tidinfo, size_t offset,
+		    int fd, size_t len);
+
 #endif /* SOFTHFI_SCTXT_H */

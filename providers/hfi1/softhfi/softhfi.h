@@ -2,8 +2,8 @@
 /*
  * The soft HFI: an hfi1 user context emulated in user space. It serves the
  * driver interface (hfi1_drv.h) with the semantics of the hfi1 driver's
- * user_exp_rcv.c, and offers the adapter's "DMA" into expected-receive
- * buffers to the data path.
+ * user_exp_rcv.c, and is the adapter too: its "DMA" into expected-receive
+ * buffers is the interface's placement op, hfi1_drv_place().
  */
 #ifndef SOFTHFI_H
 #define SOFTHFI_H
@@ -52,19 +52,6 @@ void softhfi_default_params(struct softhfi_params *params);
  * use userfaultfd or io_uring; ENOMEM.
  */
 struct hfi1_drv *softhfi_open(const struct softhfi_params *params);
-
-/*
- * The adapter's DMA into an expected receive: move @len bytes read from
- * @fd into the buffer of the programmed entry @tidinfo (as TID_UPDATE
- * returned it), starting @offset bytes into it. It writes the pinned pages
- * (IORING_OP_READ_FIXED), never the current mapping of the address.
- * Returns the bytes placed (fewer only at end of file), or -1 with errno:
- * EINVAL for a bad tidinfo or a range outside the entry; EBADF for an entry
- * that is not programmed; ESTALE for one that was invalidated; read(2)'s
- * errors on @fd. Not for use from a forked child (EIO).
- */
-ssize_t softhfi_place(struct hfi1_drv *drv, uint32_t tidinfo, size_t offset,
-		      int fd, size_t len);
 
 /* What a context holds; for tests and the benchmark. */
 struct softhfi_stats {
