@@ -12,20 +12,13 @@
 #include <stdint.h>
 #include <infiniband/verbs.h>
 
+#include "util.h"
 #include "verbs_provider.h"
 #include "hfi1_drv.h"
 #include "kdrv.h"
 #include "mr_cache.h"
 
 struct hfi1_stats;
-
-#ifndef container_of
-/* clang-format 14 takes "(ptr) -" for a cast and eats the spaces around "-". */
-/* clang-format off */
-#define container_of(ptr, type, member) \
-	((type *)((char *)(ptr) - offsetof(type, member)))
-/* clang-format on */
-#endif
 
 /*
  * The library is built with hidden visibility; what libhfi1.map exports

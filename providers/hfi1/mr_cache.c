@@ -46,6 +46,7 @@
 #include <sys/resource.h>
 
 #include "hfi1_tid.h"
+#include "util.h"
 #include "mr_cache.h"
 #include "mr_index.h"
 
@@ -145,8 +146,7 @@ static inline void ctr_add(_Atomic uint64_t *ctr, int64_t delta)
 
 static inline struct hfi1_mrc_entry *to_entry(struct mr_index_entry *n)
 {
-	return (struct hfi1_mrc_entry *)((char *)n -
-					 offsetof(struct hfi1_mrc_entry, node));
+	return container_of(n, struct hfi1_mrc_entry, node);
 }
 
 static inline uint64_t entry_bytes(const struct hfi1_mrc_entry *e)

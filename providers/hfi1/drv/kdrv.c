@@ -36,6 +36,7 @@
 #include <sys/random.h>
 
 #include "kdrv.h"
+#include "util.h"
 
 /* The kernel defines this in its private common.h, not in the UAPI. */
 #ifndef HFI1_USER_SWVERSION
@@ -53,8 +54,7 @@ struct hfi1_kdrv {
 
 static struct hfi1_kdrv *to_kdrv(struct hfi1_drv *drv)
 {
-	return (struct hfi1_kdrv *)((char *)drv -
-				    offsetof(struct hfi1_kdrv, drv));
+	return container_of(drv, struct hfi1_kdrv, drv);
 }
 
 static int sys_open(const char *path, int flags)

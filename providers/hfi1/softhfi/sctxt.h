@@ -39,6 +39,7 @@
 
 #include "softhfi.h"
 #include "notifier.h"
+#include "util.h"
 
 struct soft_group {
 	unsigned int base; /* first entry of the group */
@@ -142,8 +143,7 @@ struct softhfi_ctxt {
 
 static inline struct softhfi_ctxt *to_sctxt(struct hfi1_drv *drv)
 {
-	return (struct softhfi_ctxt *)((char *)drv -
-				       offsetof(struct softhfi_ctxt, drv));
+	return container_of(drv, struct softhfi_ctxt, drv);
 }
 
 /*

@@ -438,9 +438,7 @@ static void raise_event_locked(struct softhfi_ctxt *ctx, __u64 bit)
 void invalidate_range_locked(struct softhfi_watch *w, uint64_t start,
 			     uint64_t end, enum softhfi_inval_reason reason)
 {
-	struct softhfi_ctxt *ctx =
-		(struct softhfi_ctxt *)((char *)w -
-					offsetof(struct softhfi_ctxt, watch));
+	struct softhfi_ctxt *ctx = container_of(w, struct softhfi_ctxt, watch);
 	unsigned int i, programmed = ctx->tid_used - ctx->tids_invalid;
 
 	/* Events were lost: [0, UINT64_MAX) takes every entry below. */
@@ -477,9 +475,7 @@ void invalidate_range_locked(struct softhfi_watch *w, uint64_t start,
 /* The worker's unlock after its drain: the signal goes with it. */
 void sctxt_watch_unlock(struct softhfi_watch *w)
 {
-	ctxt_unlock(
-		(struct softhfi_ctxt *)((char *)w -
-					offsetof(struct softhfi_ctxt, watch)));
+	ctxt_unlock(container_of(w, struct softhfi_ctxt, watch));
 }
 
 /*
@@ -489,9 +485,7 @@ void sctxt_watch_unlock(struct softhfi_watch *w)
  */
 void sctxt_after_drain(struct softhfi_watch *w)
 {
-	struct softhfi_ctxt *ctx =
-		(struct softhfi_ctxt *)((char *)w -
-					offsetof(struct softhfi_ctxt, watch));
+	struct softhfi_ctxt *ctx = container_of(w, struct softhfi_ctxt, watch);
 	unsigned int n;
 
 	pthread_mutex_lock(&ctx->lock);
