@@ -21,7 +21,9 @@
 #include <sys/eventfd.h>
 #include <sys/inotify.h>
 
-#include "hfi1.h"
+#include "async.h"
+#include "mr.h"
+#include "softdev.h"
 
 /* Room for this many queued events before the application reads them. */
 #define HFI1_ASYNC_QUEUE_BYTES (1 << 20)
@@ -108,7 +110,7 @@ static void handle_drv_event(struct hfi1_context *ctx)
 
 	if (read(ctx->drv->event_fd, &n, sizeof(n)) != sizeof(n))
 		return;
-	hfi1_mrc_drain_returned(ctx->mrc);
+	hfi1_mrc_drain_returned(ctx->mr->mrc);
 }
 
 static void *hfi1_event_thread(void *arg)

@@ -10,7 +10,11 @@
 #include <unistd.h>
 #include <rdma/ib_user_ioctl_verbs.h>
 
-#include "hfi1.h"
+#include "async.h"
+#include "kdrv.h"
+#include "mr.h"
+#include "softdev.h"
+#include "verbs.h"
 
 #define HFI1_MATCH_PCI(_device, _backend)                           \
 	{                                                           \
@@ -178,7 +182,6 @@ static const struct verbs_device_ops hfi1_dev_ops = {
 	.alloc_context = hfi1_alloc_context,
 };
 
-/* For hfi1dv: is this device ours (as mlx5dv's is_mlx5_dev())? */
 bool hfi1_is_hfi1_dev(struct ibv_device *ibdev)
 {
 	struct verbs_device *vdev =

@@ -1,6 +1,9 @@
 /* SPDX-License-Identifier: GPL-2.0 OR BSD-2-Clause */
 /*
- * libhfi1: private structs of the hfi1 verbs provider.
+ * libhfi1: the device and the context, the objects every verbs call starts
+ * from, and what all of the provider shares (logging, the limits it
+ * reports). Each part of the provider has its own header for the rest:
+ * verbs.h (the verbs ops), async.h, mr.h, softdev.h.
  */
 #ifndef HFI1_H
 #define HFI1_H
@@ -15,10 +18,8 @@
 #include "util.h"
 #include "verbs_provider.h"
 #include "hfi1_drv.h"
-#include "kdrv.h"
-#include "mr_cache.h"
 
-struct hfi1_stats;
+struct hfi1_mr_state;
 
 /*
  * The library is built with hidden visibility; what libhfi1.map exports
@@ -104,83 +105,6 @@ struct hfi1_port_watch {
 	enum ibv_port_state last_state;
 };
 
-/*
- * One translation of an MR: its hold on a cache entry and the registration
- * it serves, constant while the ref is taken. An MR has two, so that
- * rereg_mr can take the new translation before it lets go of the old one.
- */
-struct hfi1_mr_ref {
-	struct hfi1_mrc_ref mrc;
-	struct hfi1_mr *mr;
-	struct hfi1_pd *pd;
-	uint64_t addr; /* as the application gave it */
-	uint64_t length;
-	uint64_t iova; /* the MR's address for work requests */
-	int access; /* IBV_ACCESS_* as requested */
-	uint32_t key; /* lkey == rkey */
-	/* Why the cache invalidated the entry; 0 while it is valid. */
-	_Atomic uint32_t reason;
-	/* The event for this invalidation was posted (once only). */
-	atomic_flag posted;
-};
-
-/*
- * A memory region of the soft backend. MR objects are never freed while
- * the context lives: they are kept in chunks of the context's MR table, and
- * a deregistered one goes back to the table's free list, so that
- * registration allocates nothing and a key lookup is a few loads.
- */
-struct hfi1_mr {
-	struct verbs_mr vmr;
-	struct hfi1_mr_ref refs[2];
-	/* The ref that backs the MR now: refs[0] or refs[1]. */
-	struct hfi1_mr_ref *_Atomic active;
-	/*
-	 * The key while registered; 0 while not (free, or changing under
-	 * rereg_mr), which no lookup matches.
-	 */
-	_Atomic uint32_t key;
-	uint32_t slot; /* index in the MR table */
-	uint32_t gen; /* of the last key: 1..255 */
-	struct hfi1_mr *next_free; /* on the table's free list, table lock */
-};
-
-/*
- * MR keys: slot << 8 | generation (1..255, so never 0). A deregistered
- * slot goes to the tail of a FIFO and is reused only once the FIFO holds
- * HFI1_MR_KEY_REUSE_DELAY slots (or no fresh slot is left), so a key comes
- * back only after many registrations.
- */
-#define HFI1_MR_KEY_GEN_BITS 8
-#define HFI1_MR_CHUNK 256 /* MR objects allocated at a time */
-#define HFI1_MR_CHUNKS (HFI1_MAX_MR / HFI1_MR_CHUNK)
-#define HFI1_MR_KEY_REUSE_DELAY 1024
-
-struct hfi1_mr_table {
-	/* A spinlock: held for a few loads and stores, never across a call. */
-	pthread_spinlock_t lock;
-	/* Written under lock, read without it by hfi1_mr_lookup(). */
-	struct hfi1_mr *_Atomic chunks[HFI1_MR_CHUNKS];
-	/* The fields below: lock. */
-	uint32_t fresh; /* slots below this one were used at least once */
-	struct hfi1_mr *free_head, *free_tail; /* FIFO of free slots */
-	uint32_t free_count;
-};
-
-/* The last HFI1DV_MR_EVENT_HISTORY invalidations of MRs, for hfi1dv. */
-struct hfi1_mr_event_rec {
-	uint32_t key; /* 0: unused */
-	uint32_t reason;
-	uint64_t addr;
-	uint64_t length;
-};
-
-struct hfi1_mr_history {
-	pthread_spinlock_t lock; /* protects the fields below */
-	struct hfi1_mr_event_rec *recs; /* a ring of HFI1DV_MR_EVENT_HISTORY */
-	uint32_t next; /* where the next record goes */
-};
-
 struct hfi1_context {
 	struct verbs_context ibv_ctx;
 	struct hfi1_device *dev;
@@ -200,12 +124,8 @@ struct hfi1_context {
 	/* The assigned hfi1 user context (both backends). */
 	struct hfi1_drv *drv;
 
-	/* Soft backend: the MR cache over drv, its counters, the MR table. */
-	struct hfi1_mrc *mrc;
-	struct hfi1_mrc_ops mrc_ops;
-	struct hfi1_stats *mr_stats; /* the counters, in a stats file */
-	struct hfi1_mr_table mr_table;
-	struct hfi1_mr_history mr_history;
+	/* Soft backend: MRs over the MR cache (else NULL); mr.h. */
+	struct hfi1_mr_state *mr;
 	/* Set while the context is torn down: no more async events. */
 	atomic_bool closing;
 
@@ -219,11 +139,6 @@ struct hfi1_pd {
 	uint32_t pdn;
 	atomic_int usecnt; /* objects that name this PD */
 };
-
-static inline struct hfi1_mr *to_hfi1_mr(struct ibv_mr *ibmr)
-{
-	return container_of(ibmr, struct hfi1_mr, vmr.ibv_mr);
-}
 
 static inline struct hfi1_device *to_hfi1_dev(struct ibv_device *ibdev)
 {
@@ -240,45 +155,7 @@ static inline struct hfi1_pd *to_hfi1_pd(struct ibv_pd *ibpd)
 	return container_of(ibpd, struct hfi1_pd, ibv_pd);
 }
 
-/* softdev.c: the soft device's state, read from its sysfs tree */
-int hfi1_soft_read_u64(const struct hfi1_device *dev, const char *file,
-		       uint64_t *val);
-int hfi1_soft_read_guid(const struct hfi1_device *dev, const char *file,
-			__be64 *guid);
-int hfi1_soft_port_state(const struct hfi1_device *dev,
-			 enum ibv_port_state *state);
-int hfi1_soft_query_port(struct hfi1_context *ctx, uint8_t port_num,
-			 struct ibv_port_attr *attr);
-int hfi1_soft_query_device(struct hfi1_context *ctx,
-			   struct ibv_device_attr_ex *attr);
-int hfi1_soft_drv_open(struct hfi1_context *ctx);
-
-/* async.c: the async event queue and the event thread */
-int hfi1_async_init(struct hfi1_context *ctx);
-void hfi1_async_cleanup(struct hfi1_context *ctx);
-int hfi1_async_post(struct hfi1_context *ctx, uint32_t event_type,
-		    uint64_t element);
-
-/* mr.c: memory regions of the soft backend, and the MR cache */
-int hfi1_mr_init(struct hfi1_context *ctx);
-void hfi1_mr_cleanup(struct hfi1_context *ctx);
-struct ibv_mr *hfi1_soft_reg_mr(struct ibv_pd *pd, void *addr, size_t length,
-				uint64_t hca_va, int access);
-int hfi1_soft_dereg_mr(struct verbs_mr *vmr);
-int hfi1_soft_rereg_mr(struct verbs_mr *vmr, int flags, struct ibv_pd *pd,
-		       void *addr, size_t length, int access);
-int hfi1_mr_lookup(struct hfi1_context *ctx, struct hfi1_pd *pd, uint32_t key,
-		   uint64_t iova, uint64_t len, int access, bool remote,
-		   struct hfi1_mr **mrp);
-int hfi1_mr_find_event(struct hfi1_context *ctx, uint32_t key,
-		       struct hfi1_mr_event_rec *rec);
-
-/* hfi1.c */
+/* Is this device ours (as mlx5dv's is_mlx5_dev())? For hfi1dv. */
 bool hfi1_is_hfi1_dev(struct ibv_device *ibdev);
-void hfi1_free_context(struct ibv_context *ibctx);
-
-/* verbs.c: the ops of both backends */
-extern const struct verbs_context_ops hfi1_soft_ctx_ops;
-extern const struct verbs_context_ops hfi1_kernel_ctx_ops;
 
 #endif /* HFI1_H */

@@ -10,9 +10,9 @@
 #include <errno.h>
 #include <string.h>
 
-#include "hfi1.h"
-#include "stats.h"
 #include "hfi1dv.h"
+#include "mr.h"
+#include "stats.h"
 
 /* The smallest struct a caller may pass: up to and with the comp_mask. */
 #define HFI1DV_MIN_LEN sizeof(uint64_t)
@@ -26,7 +26,7 @@ static int dv_context(struct ibv_context *ibctx, struct hfi1_context **ctxp)
 		return EOPNOTSUPP;
 	ctx = to_hfi1_ctx(ibctx);
 	/* The kernel backend has no MR cache (yet). */
-	if (!ctx->mrc)
+	if (!ctx->mr)
 		return EOPNOTSUPP;
 	*ctxp = ctx;
 	return 0;
@@ -142,7 +142,7 @@ HFI1_EXPORT int hfi1dv_query_mr_cache(struct ibv_context *context,
 	ret = check_out_mask(ctx, stats->comp_mask);
 	if (ret)
 		return ret;
-	c = hfi1_stats_counters(ctx->mr_stats);
+	c = hfi1_stats_counters(ctx->mr->stats);
 #define LOAD(f) atomic_load_explicit(&c->f, memory_order_relaxed)
 	full.hits = LOAD(hits);
 	full.misses = LOAD(misses);
@@ -200,20 +200,20 @@ hfi1dv_set_mr_cache_limits(struct ibv_context *context,
 		return EINVAL;
 	}
 
-	hfi1_mrc_get_limits(ctx->mrc, &l);
+	hfi1_mrc_get_limits(ctx->mr->mrc, &l);
 	if (in.comp_mask & HFI1DV_MR_CACHE_LIMIT_ENABLED)
 		l.enabled = in.enabled;
 	if (in.comp_mask & HFI1DV_MR_CACHE_LIMIT_MAX_ENTRIES)
 		l.max_entries = in.max_entries;
 	if (in.comp_mask & HFI1DV_MR_CACHE_LIMIT_MAX_BYTES)
 		l.max_bytes = in.max_bytes;
-	ret = hfi1_mrc_set_limits(ctx->mrc, &l);
+	ret = hfi1_mrc_set_limits(ctx->mr->mrc, &l);
 	if (ret) {
 		hfi1_err(ctx, "the cache refused the limits: %s\n",
 			 strerror(ret));
 		return ret;
 	}
-	hfi1_stats_set_limits(ctx->mr_stats, &l);
+	hfi1_stats_set_limits(ctx->mr->stats, &l);
 	return 0;
 }
 
@@ -236,7 +236,7 @@ hfi1dv_get_mr_cache_limits(struct ibv_context *context,
 	ret = check_mask(ctx, limits->comp_mask, HFI1DV_MR_CACHE_LIMITS_ALL);
 	if (ret)
 		return ret;
-	hfi1_mrc_get_limits(ctx->mrc, &l);
+	hfi1_mrc_get_limits(ctx->mr->mrc, &l);
 	/* comp_mask says which fields the caller's struct got. */
 	if (outlen >= offsetof(struct hfi1dv_mr_cache_limits, reserved))
 		full.comp_mask |= HFI1DV_MR_CACHE_LIMIT_ENABLED;

@@ -17,9 +17,11 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "hfi1.h"
-#include "stats.h"
+#include "async.h"
 #include "hfi1dv.h"
+#include "mr.h"
+#include "stats.h"
+#include "verbs.h"
 
 #define HFI1_MR_REMOTE_ACCESS                               \
 	(IBV_ACCESS_REMOTE_WRITE | IBV_ACCESS_REMOTE_READ | \
@@ -125,7 +127,7 @@ static struct hfi1_mr *mr_chunk_alloc(uint32_t first)
  */
 static struct hfi1_mr *mr_alloc(struct hfi1_context *ctx)
 {
-	struct hfi1_mr_table *t = &ctx->mr_table;
+	struct hfi1_mr_table *t = &ctx->mr->table;
 	struct hfi1_mr *mr, *chunk;
 	uint32_t slot;
 
@@ -190,7 +192,7 @@ static struct hfi1_mr *mr_alloc(struct hfi1_context *ctx)
 /* Back to the tail of the free FIFO. Takes the table lock. */
 static void mr_free(struct hfi1_context *ctx, struct hfi1_mr *mr)
 {
-	struct hfi1_mr_table *t = &ctx->mr_table;
+	struct hfi1_mr_table *t = &ctx->mr->table;
 
 	pthread_spin_lock(&t->lock);
 	if (t->free_tail)
@@ -216,7 +218,7 @@ int hfi1_mr_lookup(struct hfi1_context *ctx, struct hfi1_pd *pd, uint32_t key,
 	if (!key || slot >= HFI1_MAX_MR)
 		return ENOENT;
 	chunk = atomic_load_explicit(
-		&ctx->mr_table.chunks[slot / HFI1_MR_CHUNK],
+		&ctx->mr->table.chunks[slot / HFI1_MR_CHUNK],
 		memory_order_acquire);
 	if (!chunk)
 		return ENOENT;
@@ -247,7 +249,7 @@ int hfi1_mr_lookup(struct hfi1_context *ctx, struct hfi1_pd *pd, uint32_t key,
 static void history_add(struct hfi1_context *ctx, const struct hfi1_mr_ref *r,
 			uint32_t reason)
 {
-	struct hfi1_mr_history *h = &ctx->mr_history;
+	struct hfi1_mr_history *h = &ctx->mr->history;
 	struct hfi1_mr_event_rec *rec;
 
 	pthread_spin_lock(&h->lock);
@@ -262,7 +264,7 @@ static void history_add(struct hfi1_context *ctx, const struct hfi1_mr_ref *r,
 int hfi1_mr_find_event(struct hfi1_context *ctx, uint32_t key,
 		       struct hfi1_mr_event_rec *out)
 {
-	struct hfi1_mr_history *h = &ctx->mr_history;
+	struct hfi1_mr_history *h = &ctx->mr->history;
 	uint32_t n, i;
 	int ret = ENOENT;
 
@@ -338,7 +340,7 @@ static int mr_ref_get(struct hfi1_context *ctx, struct hfi1_mr_ref *r)
 {
 	int ret;
 
-	ret = hfi1_mrc_get(ctx->mrc, r->addr, r->length,
+	ret = hfi1_mrc_get(ctx->mr->mrc, r->addr, r->length,
 			   r->access & HFI1_MR_ACCESS, &r->mrc);
 	if (ret)
 		hfi1_err(ctx, "[0x%llx, +%llu) access 0x%x: %s\n",
@@ -409,8 +411,8 @@ int hfi1_soft_dereg_mr(struct verbs_mr *vmr)
 	 * (one still under way in another thread races with the dereg
 	 * either way), so no system call: see hfi1_drv_events_returned().
 	 */
-	hfi1_mrc_drain_returned(ctx->mrc);
-	hfi1_mrc_put(ctx->mrc, &r->mrc);
+	hfi1_mrc_drain_returned(ctx->mr->mrc);
+	hfi1_mrc_put(ctx->mr->mrc, &r->mrc);
 	atomic_fetch_sub_explicit(&r->pd->usecnt, 1, memory_order_relaxed);
 	mr_free(ctx, mr);
 	return 0;
@@ -469,7 +471,7 @@ int hfi1_soft_rereg_mr(struct verbs_mr *vmr, int flags, struct ibv_pd *ibpd,
 	 * The old translation's event, as dereg_mr's, while it is still
 	 * the active one (a disabled cache's get applies nothing).
 	 */
-	hfi1_mrc_drain_returned(ctx->mrc);
+	hfi1_mrc_drain_returned(ctx->mr->mrc);
 
 	if (pd != old->pd) {
 		atomic_fetch_add_explicit(&pd->usecnt, 1, memory_order_relaxed);
@@ -482,7 +484,7 @@ int hfi1_soft_rereg_mr(struct verbs_mr *vmr, int flags, struct ibv_pd *ibpd,
 	/* Invalidated before it became active: mr_invalidated() left it. */
 	if (atomic_load(&new->reason))
 		mr_post_invalidated(ctx, new);
-	hfi1_mrc_put(ctx->mrc, &old->mrc);
+	hfi1_mrc_put(ctx->mr->mrc, &old->mrc);
 	vmr->access = access;
 	atomic_store_explicit(&mr->key, new->key, memory_order_release);
 	return 0;
@@ -503,58 +505,62 @@ static void mrc_log(void *arg, int level, const char *msg)
 		 len && msg[len - 1] == '\n' ? "" : "\n");
 }
 
-/* After the soft drv is open: the MR table, the history, the cache. */
 int hfi1_mr_init(struct hfi1_context *ctx)
 {
 	struct hfi1_mrc_limits limits;
+	struct hfi1_mr_state *mrs;
 	int ret;
 
-	ret = pthread_spin_init(&ctx->mr_table.lock, PTHREAD_PROCESS_PRIVATE);
+	mrs = calloc(1, sizeof(*mrs));
+	if (!mrs)
+		return ENOMEM;
+	ret = pthread_spin_init(&mrs->table.lock, PTHREAD_PROCESS_PRIVATE);
 	if (ret)
-		return ret;
-	ret = pthread_spin_init(&ctx->mr_history.lock, PTHREAD_PROCESS_PRIVATE);
+		goto err_free;
+	ret = pthread_spin_init(&mrs->history.lock, PTHREAD_PROCESS_PRIVATE);
 	if (ret)
 		goto err_table_lock;
-	ctx->mr_history.recs =
-		calloc(HFI1DV_MR_EVENT_HISTORY, sizeof(*ctx->mr_history.recs));
-	if (!ctx->mr_history.recs) {
+	mrs->history.recs =
+		calloc(HFI1DV_MR_EVENT_HISTORY, sizeof(*mrs->history.recs));
+	if (!mrs->history.recs) {
 		ret = ENOMEM;
 		goto err_history_lock;
 	}
 	/* The counters live in the stats file hfi1_mrstat(1) reads. */
-	ctx->mr_stats = hfi1_stats_open(ctx->ibv_ctx.context.device->name,
-					mrc_log, ctx);
-	if (!ctx->mr_stats) {
+	mrs->stats = hfi1_stats_open(ctx->ibv_ctx.context.device->name, mrc_log,
+				     ctx);
+	if (!mrs->stats) {
 		ret = ENOMEM;
 		goto err_history;
 	}
 
-	ctx->mrc_ops.invalidated = mr_invalidated;
-	ctx->mrc_ops.log = mrc_log;
-	ctx->mrc_ops.arg = ctx;
+	mrs->mrc_ops.invalidated = mr_invalidated;
+	mrs->mrc_ops.log = mrc_log;
+	mrs->mrc_ops.arg = ctx;
 	hfi1_mrc_limits_from_env(&limits, mrc_log, ctx);
-	ctx->mrc = hfi1_mrc_create(ctx->drv, &limits,
-				   hfi1_stats_counters(ctx->mr_stats),
-				   &ctx->mrc_ops);
-	if (!ctx->mrc) {
+	mrs->mrc =
+		hfi1_mrc_create(ctx->drv, &limits,
+				hfi1_stats_counters(mrs->stats), &mrs->mrc_ops);
+	if (!mrs->mrc) {
 		ret = errno;
 		hfi1_err(ctx, "cannot create the MR cache: %s\n",
 			 strerror(ret));
 		goto err_stats;
 	}
-	hfi1_stats_set_limits(ctx->mr_stats, &limits);
+	hfi1_stats_set_limits(mrs->stats, &limits);
+	ctx->mr = mrs;
 	return 0;
 
 err_stats:
-	hfi1_stats_close(ctx->mr_stats);
-	ctx->mr_stats = NULL;
+	hfi1_stats_close(mrs->stats);
 err_history:
-	free(ctx->mr_history.recs);
-	ctx->mr_history.recs = NULL;
+	free(mrs->history.recs);
 err_history_lock:
-	pthread_spin_destroy(&ctx->mr_history.lock);
+	pthread_spin_destroy(&mrs->history.lock);
 err_table_lock:
-	pthread_spin_destroy(&ctx->mr_table.lock);
+	pthread_spin_destroy(&mrs->table.lock);
+err_free:
+	free(mrs);
 	return ret;
 }
 
@@ -565,20 +571,20 @@ err_table_lock:
  */
 void hfi1_mr_cleanup(struct hfi1_context *ctx)
 {
+	struct hfi1_mr_state *mrs = ctx->mr;
 	unsigned int i;
 
-	if (!ctx->mrc)
+	if (!mrs)
 		return;
-	hfi1_mrc_destroy(ctx->mrc);
-	ctx->mrc = NULL;
+	hfi1_mrc_destroy(mrs->mrc);
 	for (i = 0; i < HFI1_MR_CHUNKS; i++)
-		free(atomic_load_explicit(&ctx->mr_table.chunks[i],
+		free(atomic_load_explicit(&mrs->table.chunks[i],
 					  memory_order_relaxed));
 	/* After the cache: it writes the counters until destroyed. */
-	hfi1_stats_close(ctx->mr_stats);
-	ctx->mr_stats = NULL;
-	free(ctx->mr_history.recs);
-	ctx->mr_history.recs = NULL;
-	pthread_spin_destroy(&ctx->mr_history.lock);
-	pthread_spin_destroy(&ctx->mr_table.lock);
+	hfi1_stats_close(mrs->stats);
+	free(mrs->history.recs);
+	pthread_spin_destroy(&mrs->history.lock);
+	pthread_spin_destroy(&mrs->table.lock);
+	free(mrs);
+	ctx->mr = NULL;
 }

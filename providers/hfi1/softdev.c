@@ -18,7 +18,7 @@
 
 #include <limits.h>
 
-#include "hfi1.h"
+#include "softdev.h"
 #include "softhfi.h"
 
 /* Read ibdev_path/<file> into buf, without the trailing newline. */

@@ -9,7 +9,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "hfi1.h"
+#include "softdev.h"
+#include "verbs.h"
 
 static int
 hfi1_soft_query_device_ex(struct ibv_context *ibctx,

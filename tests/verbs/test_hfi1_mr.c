@@ -27,7 +27,7 @@
 #include <infiniband/verbs.h>
 
 /* hfi1_mr_lookup(), the data path's key check, is not an API. */
-#include "hfi1.h"
+#include "mr.h"
 
 #define MiB (1UL << 20)
 #define RW_ACCESS                                           \

@@ -1,0 +1,24 @@
+/* SPDX-License-Identifier: GPL-2.0 OR BSD-2-Clause */
+/*
+ * libhfi1: the soft device's state, read from the sysfs-shaped tree that
+ * hfi1-soft keeps for it, and its soft HFI user context (softdev.c).
+ */
+#ifndef HFI1_SOFTDEV_H
+#define HFI1_SOFTDEV_H
+
+#include "hfi1.h"
+
+int hfi1_soft_read_u64(const struct hfi1_device *dev, const char *file,
+		       uint64_t *val);
+int hfi1_soft_read_guid(const struct hfi1_device *dev, const char *file,
+			__be64 *guid);
+int hfi1_soft_port_state(const struct hfi1_device *dev,
+			 enum ibv_port_state *state);
+int hfi1_soft_query_port(struct hfi1_context *ctx, uint8_t port_num,
+			 struct ibv_port_attr *attr);
+int hfi1_soft_query_device(struct hfi1_context *ctx,
+			   struct ibv_device_attr_ex *attr);
+/* Assign the soft HFI's user context that backs this verbs context. */
+int hfi1_soft_drv_open(struct hfi1_context *ctx);
+
+#endif /* HFI1_SOFTDEV_H */
