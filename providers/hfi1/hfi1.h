@@ -3,7 +3,8 @@
  * libhfi1: the device and the context, the objects every verbs call starts
  * from, and what all of the provider shares (logging, the limits it
  * reports). Each part of the provider has its own header for the rest:
- * verbs.h (the verbs ops), async.h, mr.h, softdev.h.
+ * verbs.h (the verbs ops), backend.h (the seam between the soft HFI and
+ * the kernel), async.h, mr.h, softdev.h.
  */
 #ifndef HFI1_H
 #define HFI1_H
@@ -19,6 +20,7 @@
 #include "verbs_provider.h"
 #include "hfi1_drv.h"
 
+struct hfi1_backend;
 struct hfi1_mr_state;
 
 /*
@@ -85,14 +87,10 @@ enum {
 #define HFI1_MAX_MR_SIZE (1ULL << 40)
 #define HFI1_MAX_MSG_SZ 0x80000000U /* hfi1's max_msg_sz: 2 GiB */
 
-enum hfi1_backend {
-	HFI1_BACKEND_KERNEL, /* a real hfi1 behind /dev/infiniband, /dev/hfi1_N */
-	HFI1_BACKEND_SOFT, /* the soft HFI, served in user space */
-};
-
 struct hfi1_device {
 	struct verbs_device ibv_dev;
-	enum hfi1_backend backend;
+	/* Chosen once, by the match table: see backend.h. */
+	const struct hfi1_backend *backend;
 	/* $SYSFS_PATH/class/infiniband/<name>: the soft device's state */
 	char ibdev_path[IBV_SYSFS_PATH_MAX];
 	int unit; /* N of hfi1_N */
@@ -124,7 +122,7 @@ struct hfi1_context {
 	/* The assigned hfi1 user context (both backends). */
 	struct hfi1_drv *drv;
 
-	/* Soft backend: MRs over the MR cache (else NULL); mr.h. */
+	/* MRs over the MR cache, where the backend has it (else NULL). */
 	struct hfi1_mr_state *mr;
 	/* Set while the context is torn down: no more async events. */
 	atomic_bool closing;

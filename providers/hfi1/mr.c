@@ -352,8 +352,8 @@ static int mr_ref_get(struct hfi1_context *ctx, struct hfi1_mr_ref *r)
 
 /* --- the verbs --- */
 
-struct ibv_mr *hfi1_soft_reg_mr(struct ibv_pd *ibpd, void *addr, size_t length,
-				uint64_t hca_va, int access)
+struct ibv_mr *hfi1_reg_mr(struct ibv_pd *ibpd, void *addr, size_t length,
+			   uint64_t hca_va, int access)
 {
 	struct hfi1_context *ctx = to_hfi1_ctx(ibpd->context);
 	struct hfi1_pd *pd = to_hfi1_pd(ibpd);
@@ -396,7 +396,7 @@ err:
 	return NULL;
 }
 
-int hfi1_soft_dereg_mr(struct verbs_mr *vmr)
+int hfi1_dereg_mr(struct verbs_mr *vmr)
 {
 	struct hfi1_context *ctx = to_hfi1_ctx(vmr->ibv_mr.context);
 	struct hfi1_mr *mr = container_of(vmr, struct hfi1_mr, vmr);
@@ -424,8 +424,8 @@ int hfi1_soft_dereg_mr(struct verbs_mr *vmr)
  * the new ref is a new cache entry over the memory mapped now. The keys
  * stay the same.
  */
-int hfi1_soft_rereg_mr(struct verbs_mr *vmr, int flags, struct ibv_pd *ibpd,
-		       void *addr, size_t length, int access)
+int hfi1_rereg_mr(struct verbs_mr *vmr, int flags, struct ibv_pd *ibpd,
+		  void *addr, size_t length, int access)
 {
 	struct hfi1_context *ctx = to_hfi1_ctx(vmr->ibv_mr.context);
 	struct hfi1_mr *mr = container_of(vmr, struct hfi1_mr, vmr);

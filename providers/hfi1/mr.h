@@ -94,7 +94,7 @@ struct hfi1_mr_history {
 	uint32_t next; /* where the next record goes */
 };
 
-/* A context's MRs: the soft backend's. */
+/* A context's MRs: present where the backend has the MR cache. */
 struct hfi1_mr_state {
 	struct hfi1_mrc *mrc; /* the MR cache over ctx->drv */
 	struct hfi1_mrc_ops mrc_ops;

@@ -16,10 +16,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include <limits.h>
-
 #include "softdev.h"
-#include "softhfi.h"
 
 /* Read ibdev_path/<file> into buf, without the trailing newline. */
 static int read_attr(const struct hfi1_device *dev, const char *file, char *buf,
@@ -203,47 +200,5 @@ int hfi1_soft_query_device(struct hfi1_context *ctx,
 
 	attr->device_cap_flags_ex = a->device_cap_flags;
 	attr->phys_port_cnt_ex = HFI1_NUM_PORTS;
-	return 0;
-}
-
-/*
- * Bring-up may size the soft HFI's driver (Documentation/soft-hfi.md):
- * softhfi/<param> files in the device's directory, each optional.
- */
-static void read_soft_param(const struct hfi1_device *dev, const char *name,
-			    unsigned int *val)
-{
-	char file[64];
-	uint64_t v;
-
-	snprintf(file, sizeof(file), "softhfi/%s", name);
-	if (!hfi1_soft_read_u64(dev, file, &v) && v <= UINT_MAX)
-		*val = v;
-}
-
-/* Assign the soft HFI's user context that backs this verbs context. */
-int hfi1_soft_drv_open(struct hfi1_context *ctx)
-{
-	struct softhfi_params params;
-
-	softhfi_default_params(&params);
-	if (ctx->dev->unit >= 0)
-		params.unit = ctx->dev->unit;
-	read_soft_param(ctx->dev, "expected_count", &params.expected_count);
-	read_soft_param(ctx->dev, "user_contexts", &params.user_contexts);
-	read_soft_param(ctx->dev, "cache_size_mb", &params.cache_size_mb);
-	read_soft_param(ctx->dev, "contig_pages", &params.contig_pages);
-
-	ctx->drv = softhfi_open(&params);
-	if (!ctx->drv) {
-		/* A long format string stays whole, as in the kernel. */
-		/* clang-format off */
-		hfi1_err(ctx,
-			 "cannot assign a soft HFI user context (expected_count %u, contig_pages %u): %s\n",
-			 params.expected_count, params.contig_pages,
-			 strerror(errno));
-		/* clang-format on */
-		return errno;
-	}
 	return 0;
 }

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: GPL-2.0 OR BSD-2-Clause */
 /*
  * libhfi1: the soft device's state, read from the sysfs-shaped tree that
- * hfi1-soft keeps for it, and its soft HFI user context (softdev.c).
+ * hfi1-soft keeps for it (softdev.c). For the soft backend.
  */
 #ifndef HFI1_SOFTDEV_H
 #define HFI1_SOFTDEV_H
@@ -18,7 +18,5 @@ int hfi1_soft_query_port(struct hfi1_context *ctx, uint8_t port_num,
 			 struct ibv_port_attr *attr);
 int hfi1_soft_query_device(struct hfi1_context *ctx,
 			   struct ibv_device_attr_ex *attr);
-/* Assign the soft HFI's user context that backs this verbs context. */
-int hfi1_soft_drv_open(struct hfi1_context *ctx);
 
 #endif /* HFI1_SOFTDEV_H */

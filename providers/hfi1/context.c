@@ -1,0 +1,88 @@
+// SPDX-License-Identifier: GPL-2.0 OR BSD-2-Clause
+/*
+ * libhfi1: the context's life cycle, the same for both backends: the
+ * backend opens the device's hfi1 user context, and the provider sets up
+ * the MR cache and the async event queue where the backend's flags ask.
+ */
+#include <errno.h>
+#include <stdlib.h>
+
+#include "async.h"
+#include "backend.h"
+#include "mr.h"
+#include "verbs.h"
+
+struct verbs_context *hfi1_alloc_context(struct ibv_device *ibdev, int cmd_fd,
+					 void *private_data)
+{
+	struct hfi1_device *dev = to_hfi1_dev(ibdev);
+	const struct hfi1_backend *be = dev->backend;
+	struct hfi1_context *ctx;
+	int ret;
+
+	if (be->cmd_fd) {
+		cmd_fd = be->cmd_fd(cmd_fd);
+		if (cmd_fd < 0)
+			return NULL;
+	}
+
+	/* cmd_fd is the context's from here on, or closed on failure. */
+	ctx = verbs_init_and_alloc_context(ibdev, cmd_fd, ctx, ibv_ctx,
+					   RDMA_DRIVER_HFI1);
+	if (!ctx)
+		return NULL;
+
+	ctx->dev = dev;
+	ctx->async_wr_fd = -1;
+	ctx->stop_fd = -1;
+	ctx->port_watch.inotify_fd = -1;
+	pthread_mutex_init(&ctx->obj_lock, NULL);
+	verbs_set_ops(&ctx->ibv_ctx, be->ctx_ops);
+
+	ret = be->open(ctx);
+	if (ret)
+		goto err_uninit;
+	if (be->flags & HFI1_BACKEND_MR_CACHE) {
+		ret = hfi1_mr_init(ctx);
+		if (ret)
+			goto err_close;
+	}
+	if (be->flags & HFI1_BACKEND_ASYNC_QUEUE) {
+		/* Last: the event thread drains the cache. */
+		ret = hfi1_async_init(ctx);
+		if (ret)
+			goto err_async;
+	}
+	return &ctx->ibv_ctx;
+
+err_async:
+	hfi1_async_cleanup(ctx);
+	hfi1_mr_cleanup(ctx);
+err_close:
+	if (be->close)
+		be->close(ctx);
+	hfi1_drv_close(ctx->drv);
+err_uninit:
+	pthread_mutex_destroy(&ctx->obj_lock);
+	verbs_uninit_context(&ctx->ibv_ctx);
+	free(ctx);
+	errno = ret;
+	return NULL;
+}
+
+void hfi1_free_context(struct ibv_context *ibctx)
+{
+	struct hfi1_context *ctx = to_hfi1_ctx(ibctx);
+	const struct hfi1_backend *be = ctx->dev->backend;
+
+	atomic_store(&ctx->closing, true);
+	/* The event thread stops first: it drains the cache. */
+	hfi1_async_cleanup(ctx);
+	hfi1_mr_cleanup(ctx);
+	if (be->close)
+		be->close(ctx);
+	hfi1_drv_close(ctx->drv);
+	pthread_mutex_destroy(&ctx->obj_lock);
+	verbs_uninit_context(&ctx->ibv_ctx);
+	free(ctx);
+}
