@@ -38,8 +38,9 @@ struct hfi1_backend {
 	 */
 	int (*cmd_fd)(int cmd_fd);
 	/*
-	 * Open the device for @ctx: assign its hfi1 user context (ctx->drv).
-	 * 0 or an errno, with a log line; on failure nothing is left open.
+	 * Open the device for @ctx: assign its hfi1 user context (ctx->drv),
+	 * register what the backend watches with ctx->evloop. 0 or an errno,
+	 * with a log line; on failure nothing is left open.
 	 */
 	int (*open)(struct hfi1_context *ctx);
 	/* Optional: undo open(), but for ctx->drv, which the caller closes. */

@@ -1,8 +1,9 @@
 // SPDX-License-Identifier: GPL-2.0 OR BSD-2-Clause
 /*
  * libhfi1: the soft backend (backend.h). The soft HFI serves the context
- * in this process: its hfi1 user context is softhfi/'s, and its device and
- * port attributes come from the tree hfi1-soft keeps (softdev.c).
+ * in this process: its hfi1 user context is softhfi/'s, its device and
+ * port attributes come from the tree hfi1-soft keeps (softdev.c), and a
+ * port watch on that tree turns changes into port events.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -11,11 +12,21 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <sys/inotify.h>
 
 #include "backend.h"
+#include "evloop.h"
 #include "softdev.h"
 #include "softhfi.h"
 #include "verbs.h"
+
+/* The event thread's view of port 1, for change detection. */
+struct hfi1_port_watch {
+	struct hfi1_context *ctx;
+	int inotify_fd;
+	int port_wd; /* ports/1 */
+	enum ibv_port_state last_state;
+};
 
 /*
  * The soft HFI never keeps the fd libibverbs opened: it is /dev/null opened
@@ -73,6 +84,86 @@ static int soft_drv_open(struct hfi1_context *ctx)
 	return 0;
 }
 
+/* --- the port watch: port events from the soft device's tree --- */
+
+static void port_state_changed(struct hfi1_port_watch *pw)
+{
+	struct hfi1_context *ctx = pw->ctx;
+	enum ibv_port_state state;
+
+	if (hfi1_soft_port_state(ctx->dev, &state))
+		return;
+	if (state == pw->last_state)
+		return;
+	if (state == IBV_PORT_ACTIVE)
+		hfi1_async_post(ctx, IBV_EVENT_PORT_ACTIVE, 1);
+	else if (pw->last_state == IBV_PORT_ACTIVE)
+		hfi1_async_post(ctx, IBV_EVENT_PORT_ERR, 1);
+	pw->last_state = state;
+}
+
+static void device_removed(struct hfi1_port_watch *pw)
+{
+	struct hfi1_context *ctx = pw->ctx;
+
+	hfi1_err(ctx, "the soft HFI was removed (hfi1-soft down)\n");
+	pw->port_wd = -1;
+	hfi1_async_post(ctx, IBV_EVENT_DEVICE_FATAL, 0);
+}
+
+/* The event thread's callback: false once there is nothing left to watch. */
+static bool handle_inotify(void *arg)
+{
+	struct hfi1_port_watch *pw = arg;
+	char buf[4096]
+		__attribute__((aligned(__alignof__(struct inotify_event))));
+	const struct inotify_event *ev;
+	ssize_t len;
+	char *p;
+
+	len = read(pw->inotify_fd, buf, sizeof(buf));
+	if (len <= 0)
+		return true;
+	for (p = buf; p < buf + len; p += sizeof(*ev) + ev->len) {
+		ev = (const struct inotify_event *)p;
+		if (ev->wd != pw->port_wd)
+			continue;
+		if (ev->mask & (IN_DELETE_SELF | IN_IGNORED)) {
+			device_removed(pw);
+			return false;
+		}
+		if (ev->len && !strcmp(ev->name, "state"))
+			port_state_changed(pw);
+	}
+	return true;
+}
+
+static int start_port_watch(struct hfi1_port_watch *pw)
+{
+	struct hfi1_context *ctx = pw->ctx;
+	char path[IBV_SYSFS_PATH_MAX + 16];
+	int ret;
+
+	pw->inotify_fd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
+	if (pw->inotify_fd < 0)
+		return errno;
+	snprintf(path, sizeof(path), "%s/ports/1", ctx->dev->ibdev_path);
+	pw->port_wd = inotify_add_watch(pw->inotify_fd, path,
+					IN_MOVED_TO | IN_CLOSE_WRITE |
+						IN_DELETE_SELF | IN_ONLYDIR);
+	if (pw->port_wd < 0) {
+		ret = errno;
+		hfi1_err(ctx, "cannot watch %s: %s\n", path, strerror(ret));
+		return ret;
+	}
+	/* Read after the watch is set, so no change falls between. */
+	ret = hfi1_soft_port_state(ctx->dev, &pw->last_state);
+	if (ret)
+		hfi1_err(ctx, "cannot read the port state under %s: %s\n", path,
+			 strerror(ret));
+	return ret;
+}
+
 /* --- the verbs the soft device answers itself --- */
 
 static int
@@ -119,11 +210,49 @@ static const struct verbs_context_ops hfi1_soft_ctx_ops = {
 	.rereg_mr = hfi1_rereg_mr,
 };
 
+static void hfi1_soft_close(struct hfi1_context *ctx)
+{
+	struct hfi1_port_watch *pw = ctx->backend_priv;
+
+	if (!pw)
+		return;
+	if (pw->inotify_fd >= 0)
+		close(pw->inotify_fd);
+	free(pw);
+	ctx->backend_priv = NULL;
+}
+
 static int hfi1_soft_open(struct hfi1_context *ctx)
 {
+	struct hfi1_port_watch *pw;
+	int ret;
+
 	/* One completion vector: the soft HFI's engine thread. */
 	ctx->ibv_ctx.context.num_comp_vectors = 1;
-	return soft_drv_open(ctx);
+	pw = calloc(1, sizeof(*pw));
+	if (!pw)
+		return ENOMEM;
+	pw->ctx = ctx;
+	pw->inotify_fd = -1;
+	ctx->backend_priv = pw;
+
+	ret = soft_drv_open(ctx);
+	if (ret)
+		goto err_close;
+	ret = start_port_watch(pw);
+	if (ret)
+		goto err_drv;
+	ret = hfi1_evloop_add(ctx->evloop, pw->inotify_fd, handle_inotify, pw);
+	if (ret)
+		goto err_drv;
+	return 0;
+
+err_drv:
+	hfi1_drv_close(ctx->drv);
+	ctx->drv = NULL;
+err_close:
+	hfi1_soft_close(ctx);
+	return ret;
 }
 
 const struct hfi1_backend hfi1_soft_backend = {
@@ -132,4 +261,5 @@ const struct hfi1_backend hfi1_soft_backend = {
 	.ctx_ops = &hfi1_soft_ctx_ops,
 	.cmd_fd = hfi1_soft_cmd_fd,
 	.open = hfi1_soft_open,
+	.close = hfi1_soft_close,
 };

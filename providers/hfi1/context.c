@@ -2,13 +2,14 @@
 /*
  * libhfi1: the context's life cycle, the same for both backends: the
  * backend opens the device's hfi1 user context, and the provider sets up
- * the MR cache and the async event queue where the backend's flags ask.
+ * the async event queue and the MR cache where the backend's flags ask,
+ * and the event thread for what they registered.
  */
 #include <errno.h>
 #include <stdlib.h>
 
-#include "async.h"
 #include "backend.h"
+#include "evloop.h"
 #include "mr.h"
 #include "verbs.h"
 
@@ -33,36 +34,44 @@ struct verbs_context *hfi1_alloc_context(struct ibv_device *ibdev, int cmd_fd,
 		return NULL;
 
 	ctx->dev = dev;
-	ctx->async_wr_fd = -1;
-	ctx->stop_fd = -1;
-	ctx->port_watch.inotify_fd = -1;
+	ctx->async.wr_fd = -1;
 	pthread_mutex_init(&ctx->obj_lock, NULL);
 	verbs_set_ops(&ctx->ibv_ctx, be->ctx_ops);
 
+	if (be->flags & HFI1_BACKEND_ASYNC_QUEUE) {
+		ret = hfi1_async_init(ctx);
+		if (ret)
+			goto err_async;
+	}
+	ctx->evloop = hfi1_evloop_create(ctx);
+	if (!ctx->evloop) {
+		ret = errno;
+		goto err_async;
+	}
 	ret = be->open(ctx);
 	if (ret)
-		goto err_uninit;
+		goto err_evloop;
 	if (be->flags & HFI1_BACKEND_MR_CACHE) {
 		ret = hfi1_mr_init(ctx);
 		if (ret)
 			goto err_close;
 	}
-	if (be->flags & HFI1_BACKEND_ASYNC_QUEUE) {
-		/* Last: the event thread drains the cache. */
-		ret = hfi1_async_init(ctx);
-		if (ret)
-			goto err_async;
-	}
+	/* Last: the event thread calls into all of the above. */
+	ret = hfi1_evloop_start(ctx->evloop);
+	if (ret)
+		goto err_mr;
 	return &ctx->ibv_ctx;
 
-err_async:
-	hfi1_async_cleanup(ctx);
+err_mr:
 	hfi1_mr_cleanup(ctx);
 err_close:
 	if (be->close)
 		be->close(ctx);
 	hfi1_drv_close(ctx->drv);
-err_uninit:
+err_evloop:
+	hfi1_evloop_destroy(ctx->evloop);
+err_async:
+	hfi1_async_cleanup(ctx);
 	pthread_mutex_destroy(&ctx->obj_lock);
 	verbs_uninit_context(&ctx->ibv_ctx);
 	free(ctx);
@@ -75,13 +84,14 @@ void hfi1_free_context(struct ibv_context *ibctx)
 	struct hfi1_context *ctx = to_hfi1_ctx(ibctx);
 	const struct hfi1_backend *be = ctx->dev->backend;
 
-	atomic_store(&ctx->closing, true);
-	/* The event thread stops first: it drains the cache. */
-	hfi1_async_cleanup(ctx);
+	hfi1_async_close(ctx);
+	/* The event thread stops first: its callbacks use what follows. */
+	hfi1_evloop_destroy(ctx->evloop);
 	hfi1_mr_cleanup(ctx);
 	if (be->close)
 		be->close(ctx);
 	hfi1_drv_close(ctx->drv);
+	hfi1_async_cleanup(ctx);
 	pthread_mutex_destroy(&ctx->obj_lock);
 	verbs_uninit_context(&ctx->ibv_ctx);
 	free(ctx);

@@ -4,7 +4,7 @@
  * from, and what all of the provider shares (logging, the limits it
  * reports). Each part of the provider has its own header for the rest:
  * verbs.h (the verbs ops), backend.h (the seam between the soft HFI and
- * the kernel), async.h, mr.h, softdev.h.
+ * the kernel), async.h, evloop.h, mr.h, softdev.h.
  */
 #ifndef HFI1_H
 #define HFI1_H
@@ -19,8 +19,10 @@
 #include "util.h"
 #include "verbs_provider.h"
 #include "hfi1_drv.h"
+#include "async.h"
 
 struct hfi1_backend;
+struct hfi1_evloop;
 struct hfi1_mr_state;
 
 /*
@@ -96,36 +98,21 @@ struct hfi1_device {
 	int unit; /* N of hfi1_N */
 };
 
-/* The event thread's view of port 1, for change detection. */
-struct hfi1_port_watch {
-	int inotify_fd;
-	int port_wd; /* ports/1 */
-	enum ibv_port_state last_state;
-};
-
 struct hfi1_context {
 	struct verbs_context ibv_ctx;
 	struct hfi1_device *dev;
 
-	/*
-	 * Async events: the provider owns the write end, libibverbs reads
-	 * ib_uverbs_async_event_desc records from context.async_fd.
-	 */
-	int async_wr_fd;
-
-	/* The event thread: watches the device and raises port events. */
-	pthread_t event_thread;
-	bool event_thread_running;
-	int stop_fd; /* eventfd that tells the thread to stop */
-	struct hfi1_port_watch port_watch;
-
 	/* The assigned hfi1 user context (both backends). */
 	struct hfi1_drv *drv;
+	/* The backend's own state (the soft HFI's port watch); backend.h. */
+	void *backend_priv;
 
+	/* The async event queue, where the backend has one: async.h. */
+	struct hfi1_async_queue async;
+	/* The event thread, for the fds the parts below register. */
+	struct hfi1_evloop *evloop;
 	/* MRs over the MR cache, where the backend has it (else NULL). */
 	struct hfi1_mr_state *mr;
-	/* Set while the context is torn down: no more async events. */
-	atomic_bool closing;
 
 	pthread_mutex_t obj_lock; /* protects the fields below */
 	unsigned int num_pd;

@@ -16,8 +16,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
-#include "async.h"
+#include "evloop.h"
 #include "hfi1dv.h"
 #include "mr.h"
 #include "stats.h"
@@ -299,9 +300,7 @@ static void mr_post_invalidated(struct hfi1_context *ctx, struct hfi1_mr_ref *r)
 	hfi1_dbg(ctx, "MR key 0x%x [0x%llx, +%llu) invalidated: %s\n", r->key,
 		 (unsigned long long)r->addr, (unsigned long long)r->length,
 		 reason_str(reason));
-	/* At close, nobody reads the queue any more. */
-	if (!atomic_load_explicit(&ctx->closing, memory_order_relaxed))
-		hfi1_async_post(ctx, HFI1DV_EVENT_MR_INVALIDATED, r->key);
+	hfi1_async_post(ctx, HFI1DV_EVENT_MR_INVALIDATED, r->key);
 }
 
 /*
@@ -505,6 +504,26 @@ static void mrc_log(void *arg, int level, const char *msg)
 		 len && msg[len - 1] == '\n' ? "" : "\n");
 }
 
+/*
+ * The driver raised an event bit (the event thread's callback for its
+ * event fd): apply the cache's pending invalidations now, so that an
+ * invalidated MR's event reaches the application even if it makes no verbs
+ * call. Reading the eventfd re-arms it first, so a bit raised during the
+ * drain wakes the thread again. What raised it is logged already: no need
+ * to wait for unmappings still under way (their own bit wakes the thread
+ * again), which would hold the event up until the unmapping thread has
+ * been scheduled again.
+ */
+static bool mr_drv_event(void *arg)
+{
+	struct hfi1_context *ctx = arg;
+	uint64_t n;
+
+	if (read(ctx->drv->event_fd, &n, sizeof(n)) == sizeof(n))
+		hfi1_mrc_drain_returned(ctx->mr->mrc);
+	return true;
+}
+
 int hfi1_mr_init(struct hfi1_context *ctx)
 {
 	struct hfi1_mrc_limits limits;
@@ -548,9 +567,18 @@ int hfi1_mr_init(struct hfi1_context *ctx)
 		goto err_stats;
 	}
 	hfi1_stats_set_limits(mrs->stats, &limits);
+	/* A backend without an event fd has -1: nothing to watch. */
+	if (ctx->drv->event_fd >= 0) {
+		ret = hfi1_evloop_add(ctx->evloop, ctx->drv->event_fd,
+				      mr_drv_event, ctx);
+		if (ret)
+			goto err_mrc;
+	}
 	ctx->mr = mrs;
 	return 0;
 
+err_mrc:
+	hfi1_mrc_destroy(mrs->mrc);
 err_stats:
 	hfi1_stats_close(mrs->stats);
 err_history:

@@ -110,7 +110,8 @@ static inline struct hfi1_mr *to_hfi1_mr(struct ibv_mr *ibmr)
 
 /*
  * After ctx->drv is open and before the event thread starts: the MR
- * table, the history, the cache. 0 or an errno.
+ * table, the history, the cache; registers the driver's event fd with
+ * ctx->evloop. 0 or an errno.
  */
 int hfi1_mr_init(struct hfi1_context *ctx);
 /* After the event thread stopped; nothing if hfi1_mr_init() was not run. */
