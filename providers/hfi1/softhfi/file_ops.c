@@ -9,7 +9,7 @@
  * A context belongs to the process that opened it. After fork() the child
  * sees EIO from every call; the parent's entries stay valid, because pages
  * pinned for DMA are copied for the child at fork and never shared. The
- * child is told apart without a system call: see sctxt_owned().
+ * child is told apart without a system call: see sctxt_owned() (sctxt.h).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -48,23 +48,6 @@ static void atfork_child(void)
 static void register_atfork(void)
 {
 	pthread_atfork(NULL, NULL, atfork_child);
-}
-
-/*
- * Whether the caller is the process that opened @ctx. owner_mark lives in
- * a MADV_WIPEONFORK page, which reads 0 in every process that got a copy
- * of this address space (fork(), _Fork(), clone() without CLONE_VM,
- * whether or not atfork handlers ran): one load instead of a getpid()
- * system call on every command. A vfork() child shares the address space
- * and passes, but may call nothing but _exit() and exec. Without
- * MADV_WIPEONFORK (before Linux 4.14), getpid().
- */
-bool sctxt_owned(const struct softhfi_ctxt *ctx)
-{
-	if (ctx->owner_mark)
-		return atomic_load_explicit(ctx->owner_mark,
-					    memory_order_relaxed) == 1;
-	return ctx->owner == getpid();
 }
 
 /* Sets up owner_mark; without MADV_WIPEONFORK it stays NULL. */

@@ -29,6 +29,7 @@
 #define SOFTHFI_SCTXT_H
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -36,6 +37,7 @@
 #include <sys/queue.h>
 #include <sys/types.h>
 #include <sys/uio.h>
+#include <unistd.h>
 
 #include "softhfi.h"
 #include "notifier.h"
@@ -147,12 +149,26 @@ static inline struct softhfi_ctxt *to_sctxt(struct hfi1_drv *drv)
 }
 
 /*
+ * Whether the caller is the process that opened @ctx. owner_mark lives in
+ * a MADV_WIPEONFORK page, which reads 0 in every process that got a copy
+ * of this address space (fork(), _Fork(), clone() without CLONE_VM,
+ * whether or not atfork handlers ran): one load instead of a getpid()
+ * system call on every command. A vfork() child shares the address space
+ * and passes, but may call nothing but _exit() and exec. Without
+ * MADV_WIPEONFORK (before Linux 4.14), getpid().
+ */
+static inline bool sctxt_owned(const struct softhfi_ctxt *ctx)
+{
+	if (ctx->owner_mark)
+		return atomic_load_explicit(ctx->owner_mark,
+					    memory_order_relaxed) == 1;
+	return ctx->owner == getpid();
+}
+
+/*
  * What the files call of each other, by file; the comments (what a
  * function does, what it must hold) are at the definitions.
  */
-
-/* file_ops.c */
-bool sctxt_owned(const struct softhfi_ctxt *ctx);
 
 /* user_exp_rcv.c */
 void ctxt_unlock(struct softhfi_ctxt *ctx);
