@@ -29,10 +29,7 @@
 #include <sys/stat.h>
 #include <sys/wait.h>
 
-#include "stats.h"
-
-#define NAME_PREFIX "libhfi1."
-#define NAME_SUFFIX ".stats"
+#include "hfi1_stats_file.h"
 
 struct ctx {
 	char name[NAME_MAX + 1];
@@ -66,14 +63,14 @@ static void usage(FILE *out)
  */
 static bool parse_name(const char *name, long *pid, uint64_t *n)
 {
-	size_t len = strlen(name), plen = strlen(NAME_PREFIX),
-	       slen = strlen(NAME_SUFFIX);
+	size_t len = strlen(name), plen = strlen(HFI1_STATS_NAME_PREFIX),
+	       slen = strlen(HFI1_STATS_NAME_SUFFIX);
 	unsigned long long v;
 	const char *p;
 	char *end;
 
-	if (len <= plen + slen || strncmp(name, NAME_PREFIX, plen) ||
-	    strcmp(name + len - slen, NAME_SUFFIX))
+	if (len <= plen + slen || strncmp(name, HFI1_STATS_NAME_PREFIX, plen) ||
+	    strcmp(name + len - slen, HFI1_STATS_NAME_SUFFIX))
 		return false;
 	p = name + plen;
 	if (*p < '0' || *p > '9')
@@ -87,7 +84,7 @@ static bool parse_name(const char *name, long *pid, uint64_t *n)
 	if (*p < '0' || *p > '9')
 		return false;
 	v = strtoull(p, &end, 10);
-	if (errno || strcmp(end, NAME_SUFFIX))
+	if (errno || strcmp(end, HFI1_STATS_NAME_SUFFIX))
 		return false;
 	*n = v;
 	return true;
@@ -97,9 +94,11 @@ static bool is_stats_name(const char *name)
 {
 	size_t len = strlen(name);
 
-	return !strncmp(name, NAME_PREFIX, strlen(NAME_PREFIX)) &&
-	       len > strlen(NAME_SUFFIX) &&
-	       !strcmp(name + len - strlen(NAME_SUFFIX), NAME_SUFFIX);
+	return !strncmp(name, HFI1_STATS_NAME_PREFIX,
+			strlen(HFI1_STATS_NAME_PREFIX)) &&
+	       len > strlen(HFI1_STATS_NAME_SUFFIX) &&
+	       !strcmp(name + len - strlen(HFI1_STATS_NAME_SUFFIX),
+		       HFI1_STATS_NAME_SUFFIX);
 }
 
 /*

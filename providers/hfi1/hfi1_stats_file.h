@@ -14,15 +14,44 @@
  * pread() a copy, and check magic, version and size before using it.
  * A process that dies without closing leaves its file; a reader tells it
  * by its pid being gone or by a start_time other than the pid's.
+ *
+ * The format is a leaf, as a uapi header is: system headers only, so that
+ * a reader includes nothing else of the provider. The writer is stats.c
+ * (stats.h); stats_file.c holds what writer and readers share.
  */
 #ifndef HFI1_STATS_FILE_H
 #define HFI1_STATS_FILE_H
 
 #include <stdint.h>
-#include "mr_cache.h" /* struct hfi1_mrc_counters */
 
 #define HFI1_STATS_MAGIC "HFI1STAT"
 #define HFI1_STATS_VERSION 1
+
+/* Where the files are when $HFI1_STATS_DIR is unset or empty. */
+#define HFI1_STATS_DEFAULT_DIR "/dev/shm"
+/* A file's name: HFI1_STATS_NAME_PREFIX <pid> "." <n> HFI1_STATS_NAME_SUFFIX */
+#define HFI1_STATS_NAME_PREFIX "libhfi1."
+#define HFI1_STATS_NAME_SUFFIX ".stats"
+
+/*
+ * The counters of an MR cache (mr_cache.h), laid out here because the
+ * file holds them. The storage belongs to the caller (it may live in a
+ * shared stats file other processes read), given to hfi1_mrc_create().
+ * Written only under c->lock with relaxed load+store (no locked RMW on the
+ * hit path); readers load them relaxed, without the lock.
+ */
+struct hfi1_mrc_counters {
+	_Atomic uint64_t hits; /* get() served by a cached entry */
+	_Atomic uint64_t misses; /* get() that programmed TIDs */
+	_Atomic uint64_t evictions; /* idle entries TID_FREEd for room/limits */
+	_Atomic uint64_t invalidations; /* entries the driver invalidated */
+	_Atomic uint64_t invalidated_in_use; /* ... of them held by refs */
+	_Atomic uint64_t failures; /* get() that failed with ENOMEM */
+	_Atomic uint64_t entries; /* entries now: in use or idle */
+	_Atomic uint64_t idle_entries; /* entries now on the LRU list */
+	_Atomic uint64_t pinned_bytes; /* bytes programmed now */
+	_Atomic uint64_t tids_used; /* TID entries programmed now */
+};
 
 struct hfi1_stats_file {
 	char magic[8];
@@ -41,4 +70,10 @@ struct hfi1_stats_file {
 _Static_assert(sizeof(struct hfi1_stats_file) == 216,
 	       "struct hfi1_stats_file changed: bump HFI1_STATS_VERSION");
 
-#endif
+/*
+ * Field 22 of /proc/<pid>/stat (the start time in clock ticks since
+ * boot), which tells a pid's new owner from its old; 0 or errno.
+ */
+int hfi1_stats_pid_start_time(long pid, uint64_t *start_time);
+
+#endif /* HFI1_STATS_FILE_H */

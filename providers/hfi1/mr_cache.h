@@ -26,6 +26,7 @@
 #include <sys/queue.h>
 
 #include "hfi1_drv.h"
+#include "hfi1_stats_file.h" /* struct hfi1_mrc_counters */
 
 struct hfi1_mrc;
 struct hfi1_mrc_entry;
@@ -40,23 +41,9 @@ enum hfi1_mrc_reason {
 };
 
 /*
- * The counters. The storage belongs to the caller (it may live in a shared
- * stats file other processes read), given to hfi1_mrc_create(). Written
- * only under c->lock with relaxed load+store (no locked RMW on the hit
- * path); readers load them relaxed, without the lock.
+ * The counters, struct hfi1_mrc_counters, are laid out by the stats file
+ * format (hfi1_stats_file.h): the cache writes them where it is told.
  */
-struct hfi1_mrc_counters {
-	_Atomic uint64_t hits; /* get() served by a cached entry */
-	_Atomic uint64_t misses; /* get() that programmed TIDs */
-	_Atomic uint64_t evictions; /* idle entries TID_FREEd for room/limits */
-	_Atomic uint64_t invalidations; /* entries the driver invalidated */
-	_Atomic uint64_t invalidated_in_use; /* ... of them held by refs */
-	_Atomic uint64_t failures; /* get() that failed with ENOMEM */
-	_Atomic uint64_t entries; /* entries now: in use or idle */
-	_Atomic uint64_t idle_entries; /* entries now on the LRU list */
-	_Atomic uint64_t pinned_bytes; /* bytes programmed now */
-	_Atomic uint64_t tids_used; /* TID entries programmed now */
-};
 
 struct hfi1_mrc_limits {
 	bool enabled; /* false: every get() misses, every last put() frees */

@@ -76,45 +76,6 @@ static bool env_switch(const char *name, bool dflt,
 	return dflt;
 }
 
-int hfi1_stats_pid_start_time(long pid, uint64_t *start_time)
-{
-	char path[64], buf[1024], *p, *end;
-	unsigned long long v;
-	ssize_t n;
-	int fd, i;
-
-	snprintf(path, sizeof(path), "/proc/%ld/stat", pid);
-	fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return errno;
-	n = read(fd, buf, sizeof(buf) - 1);
-	if (n < 0) {
-		int err = errno;
-
-		close(fd);
-		return err;
-	}
-	close(fd);
-	buf[n] = 0;
-	/* The command name (field 2) may hold spaces and ')': skip past
-	 * its last ')'. Field 3 follows it. */
-	p = strrchr(buf, ')');
-	if (!p)
-		return EINVAL;
-	p++;
-	for (i = 3; i < 22; i++) {
-		p = strchr(p + 1, ' ');
-		if (!p)
-			return EINVAL;
-	}
-	errno = 0;
-	v = strtoull(p + 1, &end, 10);
-	if (errno || end == p + 1 || (*end != ' ' && *end != '\n' && *end))
-		return EINVAL;
-	*start_time = v;
-	return 0;
-}
-
 /*
  * Creates the next free libhfi1.<pid>.<n>.stats of @dir, mapped. Returns
  * the mapping with s->path and s->ctx_num set, or NULL with errno set.
@@ -129,7 +90,9 @@ static struct hfi1_stats_file *stats_create(struct hfi1_stats *s,
 	for (i = 0; i < STATS_NAME_TRIES; i++) {
 		s->ctx_num = atomic_fetch_add_explicit(&next_ctx_num, 1,
 						       memory_order_relaxed);
-		if (snprintf(path, sizeof(path), "%s/libhfi1.%ld.%llu.stats",
+		if (snprintf(path, sizeof(path),
+			     "%s/" HFI1_STATS_NAME_PREFIX
+			     "%ld.%llu" HFI1_STATS_NAME_SUFFIX,
 			     dir, (long)s->pid,
 			     (unsigned long long)s->ctx_num) >=
 		    (int)sizeof(path)) {

@@ -21,8 +21,7 @@
 #include <stdint.h>
 
 #include "hfi1_stats_file.h"
-
-#define HFI1_STATS_DEFAULT_DIR "/dev/shm"
+#include "mr_cache.h" /* struct hfi1_mrc_limits */
 
 struct hfi1_stats;
 
@@ -57,11 +56,5 @@ const char *hfi1_stats_path(const struct hfi1_stats *s);
 
 /* This context's number <n> in the process (also without a file). */
 uint64_t hfi1_stats_ctx_num(const struct hfi1_stats *s);
-
-/*
- * Field 22 of /proc/<pid>/stat (the start time in clock ticks since
- * boot), which tells a pid's new owner from its old; 0 or errno.
- */
-int hfi1_stats_pid_start_time(long pid, uint64_t *start_time);
 
 #endif /* HFI1_STATS_H */
