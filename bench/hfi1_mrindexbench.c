@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0 OR BSD-2-Clause
 /*
  * hfi1_mrindexbench: what a lookup in the MR cache's interval index
- * (providers/hfi1/mr_index.c) costs as the cache grows.
+ * (providers/hfi1/mrcache/mr_index.c) costs as the cache grows.
  *
  * Indexes of 10, 1k and 100k entries (page-aligned buffers of 1 to 16
  * pages, read-write, a fixed seed) are built up front; then

@@ -1,9 +1,10 @@
 // SPDX-License-Identifier: GPL-2.0 OR BSD-2-Clause
 /*
- * Unit tests of the MR cache's interval index (providers/hfi1/mr_index.c):
- * contained, overlapping and adjacent lookups, access flags, the smallest
- * covering entry, and a randomized run against a brute-force model with
- * the tree's invariants checked after every operation.
+ * Unit tests of the MR cache's interval index
+ * (providers/hfi1/mrcache/mr_index.c): contained, overlapping and adjacent
+ * lookups, access flags, the smallest covering entry, and a randomized run
+ * against a brute-force model with the tree's invariants checked after
+ * every operation.
  */
 #include <errno.h>
 #include <setjmp.h>
