@@ -18,6 +18,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "env.h"
 #include "evloop.h"
 #include "hfi1dv.h"
 #include "mr.h"
@@ -556,7 +557,7 @@ int hfi1_mr_init(struct hfi1_context *ctx)
 	mrs->mrc_ops.invalidated = mr_invalidated;
 	mrs->mrc_ops.log = mrc_log;
 	mrs->mrc_ops.arg = ctx;
-	hfi1_mrc_limits_from_env(&limits, mrc_log, ctx);
+	hfi1_env_mr_cache_limits(&limits, mrc_log, ctx);
 	mrs->mrc =
 		hfi1_mrc_create(ctx->drv, &limits,
 				hfi1_stats_counters(mrs->stats), &mrs->mrc_ops);

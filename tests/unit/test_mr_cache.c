@@ -396,47 +396,6 @@ static void test_disabled(void **state)
 	munmap(buf, 4 * pg);
 }
 
-static void test_limits_from_env(void **state)
-{
-	struct fixture *f = *state;
-	struct hfi1_mrc_limits l;
-
-	unsetenv("HFI1_MR_CACHE");
-	unsetenv("HFI1_MR_CACHE_MAX_ENTRIES");
-	unsetenv("HFI1_MR_CACHE_MAX_BYTES");
-	hfi1_mrc_limits_from_env(&l, cb_log, f);
-	assert_true(l.enabled);
-	assert_int_equal(l.max_entries, 1024);
-	assert_int_equal(l.max_bytes, 0);
-	assert_int_equal(f->logs, 0);
-
-	setenv("HFI1_MR_CACHE", "0", 1);
-	setenv("HFI1_MR_CACHE_MAX_ENTRIES", "77", 1);
-	setenv("HFI1_MR_CACHE_MAX_BYTES", "3M", 1);
-	hfi1_mrc_limits_from_env(&l, cb_log, f);
-	assert_false(l.enabled);
-	assert_int_equal(l.max_entries, 77);
-	assert_int_equal(l.max_bytes, 3 << 20);
-	setenv("HFI1_MR_CACHE_MAX_BYTES", "2g", 1);
-	hfi1_mrc_limits_from_env(&l, cb_log, f);
-	assert_int_equal(l.max_bytes, 2ULL << 30);
-	assert_int_equal(f->logs, 0);
-
-	/* Malformed: ignored, one warning each. */
-	setenv("HFI1_MR_CACHE", "yes", 1);
-	setenv("HFI1_MR_CACHE_MAX_ENTRIES", "-1", 1);
-	setenv("HFI1_MR_CACHE_MAX_BYTES", "12Q", 1);
-	hfi1_mrc_limits_from_env(&l, cb_log, f);
-	assert_true(l.enabled);
-	assert_int_equal(l.max_entries, 1024);
-	assert_int_equal(l.max_bytes, 0);
-	assert_int_equal(f->logs, 3);
-	assert_non_null(strstr(f->last_log, "HFI1_MR_CACHE_MAX_BYTES"));
-	unsetenv("HFI1_MR_CACHE");
-	unsetenv("HFI1_MR_CACHE_MAX_ENTRIES");
-	unsetenv("HFI1_MR_CACHE_MAX_BYTES");
-}
-
 /* 3. Windows, partial success, running out of TIDs */
 
 /*
@@ -911,7 +870,6 @@ int main(int argc, char **argv)
 		T(test_limit_entries, setup_two_entries),
 		T(test_limit_bytes, setup_bytes),
 		T(test_disabled, setup_disabled),
-		T(test_limits_from_env, setup_bare),
 		T(test_windows, setup),
 		T(test_tids_run_out, setup_small),
 		T(test_inval_idle_munmap, setup),

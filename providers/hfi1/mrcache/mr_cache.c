@@ -50,11 +50,9 @@
 #include "mr_cache.h"
 #include "mr_index.h"
 
-/* VERBS_LOG_ERR and VERBS_LOG_WARN: the cache knows no ibverbs header. */
+/* VERBS_LOG_ERR: the cache knows no ibverbs header. */
 #define MRC_LOG_ERR 1
-#define MRC_LOG_WARN 2
 
-#define MRC_DEFAULT_MAX_ENTRIES 1024
 /* TID_UPDATE's EBUSY: the range was unmapped while it was set up. */
 #define MRC_BUSY_RETRIES 8
 /*
@@ -176,95 +174,6 @@ static inline bool mrc_pending_returned(struct hfi1_mrc *c)
 {
 	return (hfi1_drv_events_returned(c->drv) & HFI1_EVENT_TID_MMU_NOTIFY) ||
 	       atomic_load(&c->draining);
-}
-
-/* Limits */
-
-static int parse_size(const char *s, uint64_t *val)
-{
-	unsigned long long v;
-	unsigned int shift = 0;
-	char *end;
-
-	if (!*s || *s == '-')
-		return EINVAL;
-	errno = 0;
-	v = strtoull(s, &end, 0);
-	if (errno || end == s)
-		return EINVAL;
-	switch (*end) {
-	case 'k':
-	case 'K':
-		shift = 10;
-		end++;
-		break;
-	case 'm':
-	case 'M':
-		shift = 20;
-		end++;
-		break;
-	case 'g':
-	case 'G':
-		shift = 30;
-		end++;
-		break;
-	}
-	if (*end || (shift && v > (UINT64_MAX >> shift)))
-		return EINVAL;
-	*val = (uint64_t)v << shift;
-	return 0;
-}
-
-static void env_warn(void (*log)(void *arg, int level, const char *msg),
-		     void *arg, const char *name, const char *val)
-{
-	char msg[256];
-
-	if (!log)
-		return;
-	snprintf(msg, sizeof(msg), "hfi1: ignoring %s=\"%s\": not %s", name,
-		 val,
-		 strcmp(name, "HFI1_MR_CACHE") ?
-			 "a number with an optional K, M or G suffix" :
-			 "0 or 1");
-	log(arg, MRC_LOG_WARN, msg);
-}
-
-void hfi1_mrc_limits_from_env(struct hfi1_mrc_limits *limits,
-			      void (*log)(void *arg, int level,
-					  const char *msg),
-			      void *arg)
-{
-	const char *s;
-	uint64_t v;
-
-	limits->enabled = true;
-	limits->max_entries = MRC_DEFAULT_MAX_ENTRIES;
-	limits->max_bytes = 0;
-
-	s = getenv("HFI1_MR_CACHE");
-	if (s) {
-		if (!strcmp(s, "0"))
-			limits->enabled = false;
-		else if (!strcmp(s, "1"))
-			limits->enabled = true;
-		else
-			env_warn(log, arg, "HFI1_MR_CACHE", s);
-	}
-	s = getenv("HFI1_MR_CACHE_MAX_ENTRIES");
-	if (s) {
-		if (!parse_size(s, &v))
-			limits->max_entries = v;
-		else
-			env_warn(log, arg, "HFI1_MR_CACHE_MAX_ENTRIES", s);
-	}
-	s = getenv("HFI1_MR_CACHE_MAX_BYTES");
-	if (s) {
-		if (!parse_size(s, &v))
-			limits->max_bytes = v;
-		else
-			env_warn(log, arg, "HFI1_MR_CACHE_MAX_BYTES", s);
-	}
 }
 
 /* Entries */

@@ -51,18 +51,6 @@ struct hfi1_mrc_limits {
 	uint64_t max_bytes; /* cached bytes (in use + idle); 0: no limit */
 };
 
-/*
- * Defaults, then the documented environment variables:
- *   HFI1_MR_CACHE=0|1                 (default 1)
- *   HFI1_MR_CACHE_MAX_ENTRIES=N       (default 1024)
- *   HFI1_MR_CACHE_MAX_BYTES=N[KMG]    (default 0, no limit beyond the pin limit)
- * A malformed value is ignored with a warning through @log.
- */
-void hfi1_mrc_limits_from_env(struct hfi1_mrc_limits *limits,
-			      void (*log)(void *arg, int level,
-					  const char *msg),
-			      void *arg);
-
 /* A user of an entry (the provider embeds one in each MR). */
 struct hfi1_mrc_ref {
 	struct hfi1_mrc_entry *entry; /* set by hfi1_mrc_get() */
