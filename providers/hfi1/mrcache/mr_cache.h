@@ -1,9 +1,5 @@
 /* SPDX-License-Identifier: GPL-2.0 OR BSD-2-Clause */
 /*
- * CONTRACT DRAFT (from the lead). The helper implementing the cache owns
- * this file: keep the names and the semantics unless there is a real
- * reason, and tell the lead about any change in your final report.
- *
  * The MR cache: expected-receive TID registrations of page-aligned ranges,
  * shared by every MR whose range a registration covers with compatible
  * access. One cache per hfi1 user context (struct hfi1_drv). It knows no
@@ -12,7 +8,8 @@
  * Locks:
  *  - c->lock (a mutex) guards the index, the LRU list of idle entries, the
  *    TID owner table and the counters' writes. Never held across a call
- *    into the driver interface (DESIGN.md).
+ *    into the driver interface (Documentation/mr-cache.md, "Locking and
+ *    cost").
  *  - c->drain_lock serializes drains (TID_INVAL_READ, ACK_EVENT, applying
  *    the list); taken before c->lock, never the other way round.
  */
