@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: GPL-2.0 OR BSD-2-Clause
 /*
- * libFuzzer target: the soft HFI's ioctl entry (sctxt.c, notifier.c).
+ * libFuzzer target: the soft HFI's ioctl entry (softhfi/, with its notifier).
  *
  * Each input opens one soft context with small parameters taken from the
  * input, runs a sequence of operations on it and closes it. Addresses come
