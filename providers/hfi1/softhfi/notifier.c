@@ -29,6 +29,7 @@
 #include <sched.h>
 #include <signal.h>
 #include <stdatomic.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -435,6 +436,78 @@ static bool registered_range_gone_locked(struct softhfi_watch *w)
 	return false;
 }
 
+/*
+ * Whether all that is mapped in [start, end) is private anonymous memory
+ * (no file: inode 0 in /proc/self/maps), which userfaultfd always
+ * watches. False when it cannot tell.
+ */
+static bool range_anonymous(uint64_t start, uint64_t end)
+{
+	unsigned long long lo, hi, inode;
+	char *line = NULL;
+	size_t cap = 0;
+	bool anon = true;
+	FILE *maps;
+
+	maps = fopen("/proc/self/maps", "re");
+	if (!maps)
+		return false;
+	while (anon && getline(&line, &cap, maps) > 0) {
+		if (sscanf(line, "%llx-%llx %*s %*x %*x:%*x %llu", &lo, &hi,
+			   &inode) != 3)
+			anon = false;
+		else if (lo >= end)
+			break;
+		else if (hi > start && inode)
+			anon = false;
+	}
+	free(line);
+	fclose(maps);
+	return anon;
+}
+
+/* Registrations of a range found mapped after a refusal: see below. */
+#define WATCH_TRIES 4
+
+/*
+ * UFFDIO_REGISTER of @reg failed with @err. userfaultfd refuses a range
+ * with nothing mapped in it (EINVAL, or ENOMEM) as it refuses memory it
+ * can never watch (EINVAL), and msync() tells a hole from a mapping only
+ * after the fact: another thread may have mapped the range again since.
+ * So a range found mapped is registered again, WATCH_TRIES times at most:
+ * memory that cannot be watched is refused every time. So can a range
+ * that another thread keeps unmapping and mapping again; /proc/self/maps
+ * then tells them apart, as anonymous memory is always watched.
+ *
+ * Returns 0 once registered; EFAULT if nothing is mapped at the first
+ * look; EBUSY if the range changed under the call (nothing mapped at a
+ * later look, or anonymous memory refused): the caller tries again, as
+ * after an unmapping during the setup; EOPNOTSUPP for memory that cannot
+ * be watched (also for EPERM, a shared mapping that may not be written,
+ * and EBUSY, one that another userfaultfd watches). Caller holds w->lock.
+ */
+static int watch_refused(struct softhfi_watch *w, struct uffdio_register *reg,
+			 int err)
+{
+	uint64_t start = reg->range.start, len = reg->range.len;
+	unsigned int tries;
+
+	for (tries = 1;; tries++) {
+		if (msync((void *)(uintptr_t)start, len, MS_ASYNC) &&
+		    errno == ENOMEM)
+			return tries == 1 ? EFAULT : EBUSY;
+		if (err != EINVAL && err != ENOMEM)
+			return EOPNOTSUPP;
+		if (tries == WATCH_TRIES)
+			break;
+		w->registrations++;
+		if (!ioctl(w->notifier->uffd, UFFDIO_REGISTER, reg))
+			return 0;
+		err = errno;
+	}
+	return range_anonymous(start, start + len) ? EBUSY : EOPNOTSUPP;
+}
+
 int softhfi_notifier_watch(struct softhfi_watch *w, uint64_t start,
 			   uint64_t len)
 {
@@ -443,6 +516,7 @@ int softhfi_notifier_watch(struct softhfi_watch *w, uint64_t start,
 		.mode = UFFDIO_REGISTER_MODE_WP,
 	};
 	uint64_t seq;
+	int err = 0;
 
 	/* Not start + len: a range at the top of memory would wrap. */
 	if (start >= w->reg_start && start < w->reg_end &&
@@ -451,17 +525,16 @@ int softhfi_notifier_watch(struct softhfi_watch *w, uint64_t start,
 	/* An unmapping logged from here on may be of what we register. */
 	seq = atomic_load_explicit(&w->notifier->head, memory_order_acquire);
 	w->registrations++;
-	if (!ioctl(w->notifier->uffd, UFFDIO_REGISTER, &reg)) {
-		w->reg_start = start;
-		w->reg_end = start + len;
-		w->reg_seq = seq;
-		return 0;
+	if (ioctl(w->notifier->uffd, UFFDIO_REGISTER, &reg))
+		err = watch_refused(w, &reg, errno);
+	if (err) {
+		w->reg_start = w->reg_end = 0;
+		return err;
 	}
-	w->reg_start = w->reg_end = 0;
-	/* msync() tells a hole apart from memory userfaultfd refuses. */
-	if (msync((void *)(uintptr_t)start, len, MS_ASYNC) && errno == ENOMEM)
-		return EFAULT;
-	return EOPNOTSUPP;
+	w->reg_start = start;
+	w->reg_end = start + len;
+	w->reg_seq = seq;
+	return 0;
 }
 
 /*

@@ -83,12 +83,13 @@ void softhfi_notifier_detach(struct softhfi_watch *w);
 
 /*
  * Watch [start, start + len), page-aligned, for unmapping. Returns 0 or a
- * positive errno: EFAULT when part of the range is not mapped, EOPNOTSUPP
- * when the memory cannot be watched (file mappings userfaultfd refuses).
- * A range inside the last one watched, with no UNMAP or REMAP over that
- * logged since, is known registered and costs no system call; one unmapped
- * but not logged yet is the caller's to catch, with changed_since() after
- * pinning. Caller holds w->lock.
+ * positive errno: EFAULT when part of the range is not mapped, EBUSY when
+ * it was unmapped and mapped again while being registered (try again),
+ * EOPNOTSUPP when the memory cannot be watched (file mappings userfaultfd
+ * refuses). A range inside the last one watched, with no UNMAP or REMAP
+ * over that logged since, is known registered and costs no system call;
+ * one unmapped but not logged yet is the caller's to catch, with
+ * changed_since() after pinning. Caller holds w->lock.
  */
 int softhfi_notifier_watch(struct softhfi_watch *w, uint64_t start,
 			   uint64_t len);
