@@ -44,11 +44,13 @@
 #include <time.h>
 #include <unistd.h>
 #include <linux/capability.h>
+#include <linux/magic.h>
 #include <linux/userfaultfd.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
+#include <sys/statfs.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 
@@ -1188,6 +1190,142 @@ static void test_freed_entry_no_event(void **state)
 }
 
 /*
+ * What TID_UPDATE says of memory it cannot watch, and of none: a private
+ * mapping of a file on a disk file system (this program's own file) is
+ * EOPNOTSUPP, however often it is asked; a range with nothing mapped is
+ * EFAULT. (tmpfs and hugetlbfs files can be watched: then skipped.)
+ */
+static void test_update_unwatchable(void **state)
+{
+	struct fixture *f = *state;
+	uint32_t tids[2], cnt;
+	struct statfs sfs;
+	unsigned int i;
+	char *file, *hole;
+	int fd;
+
+	f->drv = open_ctx(0, 0, 0);
+	assert_non_null(f->drv);
+	hole = map_pages(2);
+	assert_non_null(hole);
+	assert_int_equal(munmap(hole, 2 * pg), 0);
+	assert_int_equal(tid_update(f->drv, hole, 2 * pg, tids,
+				    ARRAY_SIZE(tids), &cnt, NULL),
+			 EFAULT);
+
+	fd = open("/proc/self/exe", O_RDONLY | O_CLOEXEC);
+	assert_true(fd >= 0);
+	assert_int_equal(fstatfs(fd, &sfs), 0);
+	if (sfs.f_type == TMPFS_MAGIC || sfs.f_type == HUGETLBFS_MAGIC) {
+		close(fd);
+		close_and_check_pins(f);
+		skip();
+	}
+	file = mmap(NULL, 2 * pg, PROT_READ | PROT_WRITE, MAP_PRIVATE, fd, 0);
+	assert_true(file != MAP_FAILED);
+	close(fd);
+	for (i = 0; i < 3; i++)
+		assert_int_equal(tid_update(f->drv, file, 2 * pg, tids,
+					    ARRAY_SIZE(tids), &cnt, NULL),
+				 EOPNOTSUPP);
+	munmap(file, 2 * pg);
+	close_and_check_pins(f);
+}
+
+/*
+ * A TID_UPDATE that races another thread unmapping its buffer and mapping
+ * it again. userfaultfd refuses to watch a range with nothing mapped in it
+ * as it refuses memory it can never watch (both EINVAL), and a look at the
+ * range after the refusal may find it mapped again: that must not be
+ * taken for memory that can never be registered. Every call programs the
+ * buffer, or fails with EFAULT (not mapped) or EBUSY (changed while set
+ * up), never EOPNOTSUPP.
+ *
+ * The race is not forced: RACE_CALLS calls against a thread that remaps
+ * without pause. When one look after the refusal decided, from a few to
+ * a few thousand of them came back EOPNOTSUPP on the development machine
+ * (2 CPUs), in every run.
+ */
+#define RACE_CALLS 40000
+#define RACE_PAGES 4
+
+struct remapper {
+	char *buf;
+	atomic_bool stop;
+	atomic_bool lost; /* the address was taken by another mapping */
+	atomic_ulong remaps;
+};
+
+static void *remap_thread(void *arg)
+{
+	struct remapper *r = arg;
+	size_t len = RACE_PAGES * pg;
+	void *p;
+
+	while (!atomic_load(&r->stop)) {
+		if (munmap(r->buf, len))
+			break;
+		p = mmap(r->buf, len, PROT_READ | PROT_WRITE,
+			 MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, -1,
+			 0);
+		if (p != r->buf) {
+			if (p != MAP_FAILED)
+				munmap(p, len);
+			atomic_store(&r->lost, true);
+			break;
+		}
+		atomic_fetch_add(&r->remaps, 1);
+	}
+	return NULL;
+}
+
+static void test_update_races_remap(void **state)
+{
+	struct fixture *f = *state;
+	struct remapper r = { 0 };
+	uint32_t tids[RACE_PAGES], cnt;
+	unsigned int i, ok = 0, gone = 0, busy = 0, refused = 0, other = 0;
+	struct softhfi_stats st;
+	pthread_t th;
+	int err;
+
+	f->drv = open_ctx(0, 0, 0);
+	assert_non_null(f->drv);
+	r.buf = map_pages(RACE_PAGES);
+	assert_non_null(r.buf);
+	assert_int_equal(pthread_create(&th, NULL, remap_thread, &r), 0);
+	for (i = 0; i < RACE_CALLS && !atomic_load(&r.lost); i++) {
+		err = tid_update(f->drv, r.buf, RACE_PAGES * pg, tids,
+				 ARRAY_SIZE(tids), &cnt, NULL);
+		if (!err && tid_free(f->drv, tids, cnt, NULL))
+			other++;
+		if (!err)
+			ok++;
+		else if (err == EFAULT)
+			gone++;
+		else if (err == EBUSY)
+			busy++;
+		else if (err == EOPNOTSUPP)
+			refused++;
+		else
+			other++;
+	}
+	atomic_store(&r.stop, true);
+	pthread_join(th, NULL);
+	print_message("%u calls, %lu remaps: %u programmed, %u EFAULT, "
+		      "%u EBUSY, %u EOPNOTSUPP, %u other\n",
+		      i, atomic_load(&r.remaps), ok, gone, busy, refused,
+		      other);
+	assert_false(atomic_load(&r.lost));
+	assert_int_equal(refused, 0);
+	assert_int_equal(other, 0);
+	softhfi_get_stats(f->drv, &st);
+	assert_int_equal(st.tids_used, 0);
+	munmap(r.buf, RACE_PAGES * pg);
+	close_and_check_pins(f);
+}
+
+/*
  * A context closed while the notifier's worker applies invalidations to
  * the contexts: the worker is kept busy on an earlier context (512
  * entries to unpin) when a later one closes, and must not touch the
@@ -2302,6 +2440,8 @@ int main(int argc, char **argv)
 		MM_TEST(test_mremap_grow_keeps),
 		MM_TEST(test_partial_munmap),
 		MM_TEST(test_freed_entry_no_event),
+		MM_TEST(test_update_unwatchable),
+		MM_TEST(test_update_races_remap),
 		MM_TEST(test_close_while_invalidating),
 		MM_TEST(test_ack_event_keeps_queue),
 		MM_TEST(test_memlock_unprivileged),
