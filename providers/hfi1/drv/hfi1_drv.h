@@ -12,7 +12,9 @@
 
 #include <errno.h>
 #include <stdatomic.h>
+#include <stdbool.h>
 #include <stdint.h>
+#include <string.h>
 #include <sys/types.h>
 #include <linux/types.h>
 #include <rdma/rdma_user_ioctl.h>
@@ -20,6 +22,40 @@
 #include <rdma/hfi/hfi1_user.h>
 
 struct hfi1_drv;
+
+/*
+ * Which part of the pin limit refused a TID_UPDATE with ENOMEM. The hfi1
+ * driver weighs them in this order (hfi1_can_pin_pages()); the first two
+ * not with CAP_IPC_LOCK.
+ */
+enum hfi1_drv_pin_limit {
+	HFI1_DRV_PIN_NONE = 0, /* nothing refused, or the driver does not say */
+	/* The process's pinned pages (hfi1: pinned_vm) past RLIMIT_MEMLOCK. */
+	HFI1_DRV_PIN_RLIMIT,
+	/* The context's share: RLIMIT_MEMLOCK / user contexts / 4. */
+	HFI1_DRV_PIN_SHARE,
+	/* The context's cap, hfi1's cache_size module parameter. */
+	HFI1_DRV_PIN_CACHE_SIZE,
+	/*
+	 * The pinning itself: the kernel's own charge to RLIMIT_MEMLOCK,
+	 * counted per user over all its processes (without CAP_IPC_LOCK),
+	 * or no memory to pin.
+	 */
+	HFI1_DRV_PIN_KERNEL,
+};
+
+/* What the pin limit weighed when it refused; figures in bytes. */
+struct hfi1_drv_pin_refusal {
+	enum hfi1_drv_pin_limit limit;
+	bool cap_ipc_lock; /* RLIMIT_MEMLOCK did not apply */
+	uint64_t asked; /* by the TID_UPDATE refused */
+	uint64_t rlimit_memlock; /* the soft limit; RLIM_INFINITY: none */
+	uint64_t process_pinned; /* by the process's hfi1 contexts */
+	uint64_t context_pinned; /* by this context */
+	unsigned int user_contexts; /* the device's */
+	uint64_t share; /* RLIMIT_MEMLOCK / user_contexts / 4 */
+	uint64_t cache_size; /* a context's cap */
+};
 
 struct hfi1_drv_ops {
 	const char *name;
@@ -59,6 +95,13 @@ struct hfi1_drv_ops {
 	 */
 	ssize_t (*place)(struct hfi1_drv *drv, uint32_t tidinfo, size_t offset,
 			 int fd, size_t len);
+	/*
+	 * Optional: what refused this context's last TID_UPDATE that failed
+	 * with ENOMEM, and the figures it weighed then (hfi1's driver only
+	 * says ENOMEM). limit is HFI1_DRV_PIN_NONE if none did.
+	 */
+	void (*pin_refusal)(struct hfi1_drv *drv,
+			    struct hfi1_drv_pin_refusal *refusal);
 };
 
 /* One assigned hfi1 user context. */
@@ -133,6 +176,20 @@ static inline ssize_t hfi1_drv_place(struct hfi1_drv *drv, uint32_t tidinfo,
 		return -1;
 	}
 	return drv->ops->place(drv, tidinfo, offset, fd, len);
+}
+
+/*
+ * Which limit refused the context's last TID_UPDATE that failed with
+ * ENOMEM, with its figures: see hfi1_drv_ops.pin_refusal. A backend that
+ * does not say gives HFI1_DRV_PIN_NONE.
+ */
+static inline void hfi1_drv_pin_refusal(struct hfi1_drv *drv,
+					struct hfi1_drv_pin_refusal *refusal)
+{
+	if (drv->ops->pin_refusal)
+		drv->ops->pin_refusal(drv, refusal);
+	else
+		memset(refusal, 0, sizeof(*refusal));
 }
 
 static inline void hfi1_drv_close(struct hfi1_drv *drv)

@@ -300,6 +300,7 @@ static const struct hfi1_drv_ops sctxt_ops = {
 	.sync_events = sctxt_sync_events,
 	.sync_returned = sctxt_sync_returned,
 	.place = sctxt_place,
+	.pin_refusal = sctxt_pin_refusal,
 };
 
 void softhfi_default_params(struct softhfi_params *params)

@@ -96,6 +96,8 @@ struct softhfi_ctxt {
 	unsigned int tid_limit;
 	unsigned int tids_invalid;
 	uint64_t tid_n_pinned; /* pages */
+	/* What refused the last TID_UPDATE that failed with ENOMEM. */
+	struct hfi1_drv_pin_refusal refusal;
 	uint64_t invalidations;
 	uint64_t overflows; /* drains that found the log wrapped */
 	uint32_t *invalid_tids;
@@ -186,6 +188,9 @@ int alloc_tables(struct softhfi_ctxt *ctx);
 /* user_pages.c */
 extern _Atomic uint64_t process_pinned_pages;
 bool can_pin_locked(struct softhfi_ctxt *ctx, uint64_t npages);
+void pin_refused_locked(struct softhfi_ctxt *ctx, uint64_t npages);
+void sctxt_pin_refusal(struct hfi1_drv *drv,
+		       struct hfi1_drv_pin_refusal *refusal);
 void account_pinned_locked(struct softhfi_ctxt *ctx, int64_t npages);
 int pin_slots(struct softhfi_ctxt *ctx, unsigned int slot,
 	      const struct iovec *iovs, unsigned int nr);

@@ -378,6 +378,8 @@ static int exp_rcv_setup_locked(struct softhfi_ctxt *ctx,
 	if (pinned < 0) {
 		unassign_locked(ctx, 0, tididx);
 		/* io_uring says ENOMEM past RLIMIT_MEMLOCK, as hfi1 does. */
+		if (pinned == -ENOMEM)
+			pin_refused_locked(ctx, npages);
 		return -pinned;
 	}
 	unassign_locked(ctx, pinned, tididx);

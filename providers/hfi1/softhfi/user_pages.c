@@ -1,8 +1,9 @@
 // SPDX-License-Identifier: GPL-2.0 OR BSD-2-Clause
 /*
  * softhfi: pinning, as the hfi1 driver's user_pages.c has it: the pin
- * limit (hfi1_can_pin_pages()), the pages pinned by a context and by the
- * process (the mm's pinned_vm), and pinning and unpinning pages
+ * limit (hfi1_can_pin_pages()), and which part of it refused last, the
+ * pages pinned by a context and by the process (the mm's pinned_vm), and
+ * pinning and unpinning pages
  * (hfi1_acquire_user_pages(), hfi1_release_user_pages()), here as
  * io_uring registered buffers. Which entries to pin or unpin, and when,
  * is user_exp_rcv.c's, as in hfi1.
@@ -35,28 +36,78 @@ static bool has_cap_ipc_lock(void)
 	       CAP_TO_MASK(CAP_IPC_LOCK);
 }
 
-/* hfi1_can_pin_pages(). Caller holds ctx->lock. */
+/*
+ * @limit refused @npages more: keep what it weighed for
+ * sctxt_pin_refusal(). Caller holds ctx->lock.
+ */
+static void refused_locked(struct softhfi_ctxt *ctx,
+			   enum hfi1_drv_pin_limit limit, uint64_t npages,
+			   bool cap)
+{
+	struct hfi1_drv_pin_refusal *r = &ctx->refusal;
+	uint64_t pg = ctx->page_size;
+	struct rlimit rl = { 0 };
+
+	getrlimit(RLIMIT_MEMLOCK, &rl);
+	r->limit = limit;
+	r->cap_ipc_lock = cap;
+	r->asked = npages * pg;
+	r->rlimit_memlock = rl.rlim_cur;
+	r->process_pinned = atomic_load(&process_pinned_pages) * pg;
+	r->context_pinned = ctx->tid_n_pinned * pg;
+	r->user_contexts = ctx->params.user_contexts;
+	r->share = rl.rlim_cur / pg / ctx->params.user_contexts / 4 * pg;
+	r->cache_size = (uint64_t)ctx->params.cache_size_mb << 20;
+}
+
+/*
+ * hfi1_can_pin_pages(): whether @ctx may pin @npages more. A refusal is
+ * kept, with its figures, for sctxt_pin_refusal(). Caller holds ctx->lock.
+ */
 bool can_pin_locked(struct softhfi_ctxt *ctx, uint64_t npages)
 {
-	uint64_t cache_limit, ulimit_pages;
-	struct rlimit rl;
+	enum hfi1_drv_pin_limit limit = HFI1_DRV_PIN_NONE;
+	bool cap = has_cap_ipc_lock();
+	uint64_t cache_pages, ulimit_pages;
+	struct rlimit rl = { 0 };
 
-	if (!has_cap_ipc_lock()) {
-		if (getrlimit(RLIMIT_MEMLOCK, &rl))
-			return false;
-		ulimit_pages = rl.rlim_cur == RLIM_INFINITY ?
-				       UINT64_MAX / 2 :
-				       rl.rlim_cur / ctx->page_size;
+	if (!cap) {
+		/* RLIM_INFINITY too: hfi1 divides it as any other. */
+		getrlimit(RLIMIT_MEMLOCK, &rl);
+		ulimit_pages = rl.rlim_cur / ctx->page_size;
 		if (atomic_load(&process_pinned_pages) + npages > ulimit_pages)
-			return false;
+			limit = HFI1_DRV_PIN_RLIMIT;
 		/* A quarter of the limit for each of the device's contexts. */
-		if (ctx->tid_n_pinned + npages >
-		    ulimit_pages / ctx->params.user_contexts / 4)
-			return false;
+		else if (ctx->tid_n_pinned + npages >
+			 ulimit_pages / ctx->params.user_contexts / 4)
+			limit = HFI1_DRV_PIN_SHARE;
 	}
-	cache_limit = (uint64_t)ctx->params.cache_size_mb * 1024 * 1024 /
-		      ctx->page_size;
-	return ctx->tid_n_pinned + npages <= cache_limit;
+	cache_pages =
+		((uint64_t)ctx->params.cache_size_mb << 20) / ctx->page_size;
+	if (!limit && ctx->tid_n_pinned + npages > cache_pages)
+		limit = HFI1_DRV_PIN_CACHE_SIZE;
+	if (limit)
+		refused_locked(ctx, limit, npages, cap);
+	return !limit;
+}
+
+/*
+ * The kernel refused to pin @npages more (io_uring's ENOMEM): its own
+ * charge to RLIMIT_MEMLOCK, per user. Caller holds ctx->lock.
+ */
+void pin_refused_locked(struct softhfi_ctxt *ctx, uint64_t npages)
+{
+	refused_locked(ctx, HFI1_DRV_PIN_KERNEL, npages, has_cap_ipc_lock());
+}
+
+void sctxt_pin_refusal(struct hfi1_drv *drv,
+		       struct hfi1_drv_pin_refusal *refusal)
+{
+	struct softhfi_ctxt *ctx = to_sctxt(drv);
+
+	pthread_mutex_lock(&ctx->lock);
+	*refusal = ctx->refusal;
+	pthread_mutex_unlock(&ctx->lock);
 }
 
 void account_pinned_locked(struct softhfi_ctxt *ctx, int64_t npages)
