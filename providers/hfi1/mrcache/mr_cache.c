@@ -466,32 +466,104 @@ static uint32_t tids_in_use(struct hfi1_mrc *c)
 	return atomic_load_explicit(&c->ctr->tids_used, memory_order_relaxed);
 }
 
-/* The one log line of a registration that nothing could make room for. */
-static void log_no_room(struct hfi1_mrc *c, uint64_t start, uint64_t end,
-			int err)
+/* RLIMIT_MEMLOCK for a log line: its bytes, or "unlimited". */
+static const char *rlimit_str(char *buf, size_t size, uint64_t rlimit)
 {
-	struct rlimit rl;
+	if (rlimit == RLIM_INFINITY)
+		return "unlimited";
+	snprintf(buf, size, "%" PRIu64 " bytes", rlimit);
+	return buf;
+}
+
+/* What refused the pinning, with its figures, for a log line. */
+static void pin_refusal_str(char *buf, size_t size,
+			    const struct hfi1_drv_pin_refusal *r)
+{
 	char lim[32];
 
-	if (getrlimit(RLIMIT_MEMLOCK, &rl))
-		snprintf(lim, sizeof(lim), "unknown");
-	else if (rl.rlim_cur == RLIM_INFINITY)
-		snprintf(lim, sizeof(lim), "unlimited");
-	else
-		snprintf(lim, sizeof(lim), "%llu bytes",
-			 (unsigned long long)rl.rlim_cur);
+	switch (r->limit) {
+	case HFI1_DRV_PIN_RLIMIT:
+		snprintf(buf, size,
+			 "out of pinnable memory: RLIMIT_MEMLOCK is %s, this "
+			 "process has %" PRIu64 " bytes pinned, %" PRIu64
+			 " more asked",
+			 rlimit_str(lim, sizeof(lim), r->rlimit_memlock),
+			 r->process_pinned, r->asked);
+		break;
+	case HFI1_DRV_PIN_SHARE:
+		snprintf(buf, size,
+			 "out of pinnable memory: this context's share of "
+			 "RLIMIT_MEMLOCK is %" PRIu64 " bytes "
+			 "(RLIMIT_MEMLOCK %" PRIu64 " / %u user contexts / 4), "
+			 "%" PRIu64 " bytes pinned, %" PRIu64 " more asked",
+			 r->share, r->rlimit_memlock, r->user_contexts,
+			 r->context_pinned, r->asked);
+		break;
+	case HFI1_DRV_PIN_CACHE_SIZE:
+		snprintf(buf, size,
+			 "out of pinnable memory: a context may pin "
+			 "%" PRIu64 " bytes (cache_size %" PRIu64 " MiB%s), "
+			 "%" PRIu64 " bytes pinned, %" PRIu64 " more asked",
+			 r->cache_size, r->cache_size >> 20,
+			 r->cap_ipc_lock ? "; RLIMIT_MEMLOCK does not apply "
+					   "with CAP_IPC_LOCK" :
+					   "",
+			 r->context_pinned, r->asked);
+		break;
+	case HFI1_DRV_PIN_KERNEL:
+		if (r->cap_ipc_lock) {
+			snprintf(buf, size,
+				 "out of memory: the kernel could not pin "
+				 "%" PRIu64 " bytes more",
+				 r->asked);
+			break;
+		}
+		snprintf(buf, size,
+			 "out of pinnable memory: the kernel refused to pin "
+			 "%" PRIu64 " bytes more: its RLIMIT_MEMLOCK of %s "
+			 "counts the pins of every process of this user, this "
+			 "process has %" PRIu64 " bytes pinned",
+			 r->asked,
+			 rlimit_str(lim, sizeof(lim), r->rlimit_memlock),
+			 r->process_pinned);
+		break;
+	default:
+		snprintf(buf, size,
+			 "out of pinnable memory (the driver does not say "
+			 "which limit)");
+		break;
+	}
+}
+
+/*
+ * The one log line of a registration that nothing could make room for:
+ * the limit the driver hit (@err ENOSPC: the TIDs, @ntids of them taken
+ * by this registration; ENOMEM: the pin limit, as the driver says).
+ */
+static void log_no_room(struct hfi1_mrc *c, uint64_t start, uint64_t end,
+			int err, uint32_t ntids)
+{
+	struct hfi1_drv_pin_refusal r;
+	char why[320];
+
+	if (err == ENOSPC) {
+		snprintf(why, sizeof(why),
+			 "out of expected-receive TIDs: %u of this context's "
+			 "%u are held by cached registrations, %u by this one",
+			 tids_in_use(c), c->expected_count, ntids);
+	} else {
+		hfi1_drv_pin_refusal(c->drv, &r);
+		pin_refusal_str(why, sizeof(why), &r);
+	}
 	mrc_log(c, MRC_LOG_ERR,
 		"hfi1: MR cache: cannot register %" PRIu64 " bytes at %#" PRIx64
-		": %s, nothing left to evict "
-		"(RLIMIT_MEMLOCK %s, %" PRIu64
-		" bytes pinned by this context's cache, TIDs %u of %u in use)",
-		end - start, start,
-		err == ENOSPC ? "out of expected-receive TIDs" :
-				"out of pinnable memory",
-		lim,
-		(uint64_t)atomic_load_explicit(&c->ctr->pinned_bytes,
+		": %s; nothing left to evict (%" PRIu64 " entries in use, "
+		"%" PRIu64 " bytes pinned by this context's cache)",
+		end - start, start, why,
+		(uint64_t)atomic_load_explicit(&c->ctr->entries,
 					       memory_order_relaxed),
-		tids_in_use(c), c->expected_count);
+		(uint64_t)atomic_load_explicit(&c->ctr->pinned_bytes,
+					       memory_order_relaxed));
 }
 
 /*
@@ -542,7 +614,7 @@ static int program(struct hfi1_mrc *c, uint64_t start, uint64_t end,
 				drained = false;
 				continue;
 			}
-			log_no_room(c, start, end, err);
+			log_no_room(c, start, end, err, n);
 			err = ENOMEM;
 		} else if (err == EBUSY) {
 			/* Unmapped while being set up: see if it stays. */

@@ -90,7 +90,8 @@ void hfi1_mrc_get_limits(struct hfi1_mrc *c, struct hfi1_mrc_limits *limits);
  * miss: TID_UPDATE in windows of at most expected_count pages, continuing
  * after partial success; on ENOSPC or ENOMEM, evict idle LRU entries and
  * retry; when nothing is left to evict, ENOMEM and one log line naming
- * RLIMIT_MEMLOCK, the limit and the bytes pinned).
+ * the limit hit, the TIDs or the part of the pin limit the driver says
+ * refused (hfi1_drv_pin_refusal()), with its figures).
  * Pending invalidations are applied before the lookup (on the soft HFI one
  * system call and a few atomic loads when none); a disabled cache looks
  * nothing up and skips that.
