@@ -77,9 +77,8 @@ static void cb_log(void *arg, int level, const char *msg)
 	snprintf(f->last_log, sizeof(f->last_log), "%s", msg);
 }
 
-/* Open a context and a cache over it; false on failure. */
-static bool fixture_open(struct fixture *f, unsigned int expected_count,
-			 unsigned int contig_pages, unsigned int user_contexts)
+/* A cache over f->drv; false on failure. */
+static bool fixture_cache(struct fixture *f)
 {
 	struct hfi1_mrc_ops ops = {
 		.invalidated = cb_invalidated,
@@ -87,11 +86,16 @@ static bool fixture_open(struct fixture *f, unsigned int expected_count,
 		.arg = f,
 	};
 
-	f->drv = open_ctx(expected_count, contig_pages, user_contexts);
-	if (!f->drv)
-		return false;
 	f->c = hfi1_mrc_create(f->drv, &f->limits, &f->ctr, &ops);
 	return f->c;
+}
+
+/* Open a context and a cache over it; false on failure. */
+static bool fixture_open(struct fixture *f, unsigned int expected_count,
+			 unsigned int contig_pages, unsigned int user_contexts)
+{
+	f->drv = open_ctx(expected_count, contig_pages, user_contexts);
+	return f->drv && fixture_cache(f);
 }
 
 static int setup_limits(void **state, const struct hfi1_mrc_limits *limits,
@@ -794,6 +798,22 @@ static void memlock_child(const struct passwd *nobody)
 	hfi1_mrc_put(f.c, &b);
 	CHILD_CHECK(
 		!get(&f, buf + 2 * share * pg, 2 * share / 3 * pg, ACC_RW, &c));
+
+	/*
+	 * RLIMIT_MEMLOCK lowered below what the process pins and asks: the
+	 * line names RLIMIT_MEMLOCK and the process's pages, not the share.
+	 */
+	rl.rlim_cur = rl.rlim_max = (2 * share / 3 + 4) * pg;
+	CHILD_CHECK(!setrlimit(RLIMIT_MEMLOCK, &rl));
+	CHILD_CHECK(get(&f, buf, 8 * pg, ACC_RW, &b) == ENOMEM);
+	CHILD_CHECK(f.logs == 2);
+	snprintf(want, sizeof(want),
+		 "out of pinnable memory: RLIMIT_MEMLOCK is %zu bytes, this "
+		 "process has %zu bytes pinned, %zu more asked",
+		 (size_t)rl.rlim_cur, 2 * share / 3 * pg, 8 * pg);
+	if (!strstr(f.last_log, want))
+		fprintf(stderr, "%s\n", f.last_log);
+	CHILD_CHECK(strstr(f.last_log, want));
 	hfi1_mrc_put(f.c, &c);
 	hfi1_mrc_destroy(f.c);
 	hfi1_drv_close(f.drv);
@@ -831,6 +851,87 @@ static void test_memlock_nobody(void **state)
 	assert_int_equal(waitpid(pid, &status, 0), pid);
 	if (!WIFEXITED(status) || WEXITSTATUS(status))
 		fail_msg("%s (wait status %#x)", msg, status);
+}
+
+/*
+ * As root, with CAP_IPC_LOCK, RLIMIT_MEMLOCK plays no part in the pin
+ * limit (hfi1_can_pin_pages()): only a context's cap, cache_size, does.
+ * With an 8 MiB RLIMIT_MEMLOCK and four contexts in the process, the
+ * other three pinning 48 MiB between them, this one holds 12 MiB of its
+ * 16 in use; 8 MiB more fail, and the line names cache_size with its
+ * figures, not RLIMIT_MEMLOCK.
+ */
+#define CAP_TEST_CACHE_MB 16
+
+static void test_pin_limit_cap_ipc_lock(void **state)
+{
+	const size_t mib = 1024 * 1024 / pg, npages = 68 * mib;
+	struct hfi1_mrc_ref others[3] = { 0 }, held = { 0 }, more = { 0 };
+	struct hfi1_drv *other_drv[3];
+	struct hfi1_mrc *other_c[3];
+	struct fixture *f = *state;
+	struct softhfi_params params;
+	struct rlimit saved, rl;
+	char want[512];
+	unsigned int i;
+	char *buf;
+
+	if (!has_cap_ipc_lock())
+		skip();
+	assert_int_equal(getrlimit(RLIMIT_MEMLOCK, &saved), 0);
+	rl = saved;
+	rl.rlim_cur = 8 * 1024 * 1024;
+	assert_int_equal(setrlimit(RLIMIT_MEMLOCK, &rl), 0);
+	buf = map_pages(npages);
+	assert_non_null(buf);
+
+	softhfi_default_params(&params);
+	params.cache_size_mb = CAP_TEST_CACHE_MB;
+	for (i = 0; i < 3; i++) {
+		other_drv[i] = softhfi_open(&params);
+		assert_non_null(other_drv[i]);
+		other_c[i] = hfi1_mrc_create(other_drv[i], &default_limits,
+					     NULL, NULL);
+		assert_non_null(other_c[i]);
+		assert_int_equal(
+			hfi1_mrc_get(other_c[i],
+				     (uintptr_t)buf + i * 16 * mib * pg,
+				     16 * mib * pg, ACC_RW, &others[i]),
+			0);
+	}
+	f->limits = default_limits;
+	f->drv = softhfi_open(&params);
+	assert_non_null(f->drv);
+	assert_true(fixture_cache(f));
+	assert_int_equal(
+		get(f, buf + 48 * mib * pg, 12 * mib * pg, ACC_RW, &held), 0);
+	assert_int_equal(softhfi_process_pinned_pages(), 60 * mib);
+
+	assert_int_equal(
+		get(f, buf + 60 * mib * pg, 8 * mib * pg, ACC_RW, &more),
+		ENOMEM);
+	assert_int_equal(f->logs, 1);
+	snprintf(want, sizeof(want),
+		 "out of pinnable memory: a context may pin %zu bytes "
+		 "(cache_size %d MiB; RLIMIT_MEMLOCK does not apply with "
+		 "CAP_IPC_LOCK), %zu bytes pinned, %zu more asked; nothing "
+		 "left to evict (1 entries in use, %zu bytes pinned by this "
+		 "context's cache)",
+		 16 * mib * pg, CAP_TEST_CACHE_MB, 12 * mib * pg, 8 * mib * pg,
+		 12 * mib * pg);
+	if (!strstr(f->last_log, want))
+		print_message("%s\n", f->last_log);
+	assert_non_null(strstr(f->last_log, want));
+	assert_null(strstr(f->last_log, "RLIMIT_MEMLOCK is"));
+
+	hfi1_mrc_put(f->c, &held);
+	for (i = 0; i < 3; i++) {
+		hfi1_mrc_put(other_c[i], &others[i]);
+		hfi1_mrc_destroy(other_c[i]);
+		hfi1_drv_close(other_drv[i]);
+	}
+	assert_int_equal(setrlimit(RLIMIT_MEMLOCK, &saved), 0);
+	munmap(buf, npages * pg);
 }
 
 /* 6. The hit path's cost, printed (the benchmark holds the target). */
@@ -899,6 +1000,7 @@ int main(int argc, char **argv)
 		T(test_address_reuse, setup),
 		T(test_destroy_flushes, setup),
 		T(test_memlock_nobody, setup_bare),
+		T(test_pin_limit_cap_ipc_lock, setup_bare),
 		T(test_hit_cost, setup),
 	};
 

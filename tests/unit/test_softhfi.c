@@ -568,9 +568,13 @@ static void test_pin_accounting(void **state)
 	assert_int_equal(softhfi_process_pinned_pages(), before);
 }
 
-/* The cache_size cap applies even with CAP_IPC_LOCK. */
+/*
+ * The cache_size cap applies even with CAP_IPC_LOCK, and the driver says
+ * that it is what refused, with the figures it weighed.
+ */
 static void test_cache_size_cap(void **state)
 {
+	struct hfi1_drv_pin_refusal r;
 	struct softhfi_params params;
 	struct fixture f = { 0 };
 	unsigned int cnt = 0;
@@ -580,10 +584,22 @@ static void test_cache_size_cap(void **state)
 	f.drv = softhfi_open(&params);
 	assert_non_null(f.drv);
 	map_arena(&f, 4 * MIB);
+	hfi1_drv_pin_refusal(f.drv, &r);
+	assert_int_equal(r.limit, HFI1_DRV_PIN_NONE);
 	assert_int_equal(tid_update(&f, f.arena, MIB, f.tids, &cnt, NULL), 0);
 	assert_int_equal(
 		tid_update(&f, f.arena + MIB, page, f.tids + 1, NULL, NULL),
 		ENOMEM);
+	hfi1_drv_pin_refusal(f.drv, &r);
+	assert_int_equal(r.context_pinned, MIB);
+	assert_int_equal(r.asked, page);
+	assert_int_equal(r.cache_size, MIB);
+	/* Without CAP_IPC_LOCK the share may come first (8 MiB / 4 / N). */
+	if (r.cap_ipc_lock)
+		assert_int_equal(r.limit, HFI1_DRV_PIN_CACHE_SIZE);
+	else
+		assert_true(r.limit == HFI1_DRV_PIN_CACHE_SIZE ||
+			    r.limit == HFI1_DRV_PIN_SHARE);
 	assert_int_equal(tid_free(&f, f.tids, cnt, NULL), 0);
 	assert_int_equal(
 		tid_update(&f, f.arena + MIB, page, f.tids, &cnt, NULL), 0);

@@ -43,7 +43,6 @@
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
-#include <linux/capability.h>
 #include <linux/magic.h>
 #include <linux/userfaultfd.h>
 #include <sys/ioctl.h>
@@ -356,19 +355,6 @@ static void parent_expect(struct child *c, char token)
 		return;
 	child_reap(c);
 	fail_msg("child never sent '%c'", token);
-}
-
-static bool has_cap_ipc_lock(void)
-{
-	struct __user_cap_header_struct hdr = {
-		.version = _LINUX_CAPABILITY_VERSION_3,
-	};
-	struct __user_cap_data_struct data[2] = { 0 };
-
-	if (syscall(SYS_capget, &hdr, data))
-		return true;
-	return data[CAP_TO_INDEX(CAP_IPC_LOCK)].effective &
-	       CAP_TO_MASK(CAP_IPC_LOCK);
 }
 
 /*
@@ -1564,6 +1550,7 @@ static void memlock_child(const struct passwd *nobody)
 {
 	size_t share = memlock_share();
 	uint32_t tids[SOFTHFI_MAX_EXPECTED], one, cnt, len, freed;
+	struct hfi1_drv_pin_refusal refusal;
 	int up[2], down[2];
 	struct softhfi_stats st;
 	struct hfi1_drv *drv;
@@ -1582,6 +1569,16 @@ static void memlock_child(const struct passwd *nobody)
 	CHILD_CHECK(drv);
 	CHILD_CHECK(tid_update(drv, buf, (share + 1) * pg, tids,
 			       ARRAY_SIZE(tids), &cnt, &len) == ENOMEM);
+	/* The driver says so, with the figures it weighed. */
+	hfi1_drv_pin_refusal(drv, &refusal);
+	CHILD_CHECK(refusal.limit == HFI1_DRV_PIN_SHARE);
+	CHILD_CHECK(!refusal.cap_ipc_lock);
+	CHILD_CHECK(refusal.asked == (share + 1) * pg);
+	CHILD_CHECK(refusal.rlimit_memlock == MEMLOCK_LIMIT);
+	CHILD_CHECK(refusal.user_contexts == 1);
+	CHILD_CHECK(refusal.share == share * pg);
+	CHILD_CHECK(refusal.context_pinned == 0);
+	CHILD_CHECK(refusal.process_pinned == 0);
 	softhfi_get_stats(drv, &st);
 	CHILD_CHECK(st.tids_used == 0 && st.pinned_pages == 0);
 	CHILD_CHECK(!tid_update(drv, buf, share * pg, tids, ARRAY_SIZE(tids),
@@ -1645,6 +1642,11 @@ static void memlock_child(const struct passwd *nobody)
 		CHILD_CHECK(token_wait(up[0], 'F', CHILD_DEADLINE_MS));
 	}
 	CHILD_CHECK(err == ENOMEM);
+	/* Refused by the kernel's own count, not by the driver's limit. */
+	hfi1_drv_pin_refusal(drv, &refusal);
+	CHILD_CHECK(refusal.limit == HFI1_DRV_PIN_KERNEL);
+	CHILD_CHECK(!refusal.cap_ipc_lock && refusal.asked == pg);
+	CHILD_CHECK(refusal.rlimit_memlock == MEMLOCK_LIMIT);
 	softhfi_get_stats(drv, &st);
 	CHILD_CHECK(st.tids_used == 0 && st.pinned_pages == 0);
 	CHILD_CHECK(softhfi_process_pinned_pages() == 0);

@@ -8,7 +8,9 @@
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
+#include <linux/capability.h>
 #include <sys/mman.h>
+#include <sys/syscall.h>
 
 #include "softhfi.h"
 #include "unit_helpers.h"
@@ -55,6 +57,19 @@ struct hfi1_drv *open_ctx(unsigned int expected_count,
 	if (user_contexts)
 		params.user_contexts = user_contexts;
 	return softhfi_open(&params);
+}
+
+bool has_cap_ipc_lock(void)
+{
+	struct __user_cap_header_struct hdr = {
+		.version = _LINUX_CAPABILITY_VERSION_3,
+	};
+	struct __user_cap_data_struct data[2] = { 0 };
+
+	if (syscall(SYS_capget, &hdr, data))
+		return true;
+	return data[CAP_TO_INDEX(CAP_IPC_LOCK)].effective &
+	       CAP_TO_MASK(CAP_IPC_LOCK);
 }
 
 void child_fail(int line, const char *expr)

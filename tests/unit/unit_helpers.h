@@ -7,6 +7,7 @@
 #ifndef UNIT_HELPERS_H
 #define UNIT_HELPERS_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -33,6 +34,12 @@ void *map_pages(size_t npages);
 struct hfi1_drv *open_ctx(unsigned int expected_count,
 			  unsigned int contig_pages,
 			  unsigned int user_contexts);
+
+/*
+ * Whether the process has CAP_IPC_LOCK in effect, which lifts
+ * RLIMIT_MEMLOCK from the pin limit (true if it cannot tell).
+ */
+bool has_cap_ipc_lock(void);
 
 /*
  * Forked children must not use cmocka's asserts (they would unwind into
