@@ -92,7 +92,8 @@ snapshot()
 	(cd -- "$RUNDIR" && find . -printf '%p %m %i\n' | sort &&
 	 find . -type f -print0 | sort -z | xargs -0 cat)
 	for node in "${MADE_NODES[@]}"; do
-		stat -c '%n %i %t:%T %a' -- "$node"
+		stat -c '%n %i %t:%T %a' -- "$node" 2>/dev/null ||
+			echo "$node: none"
 	done
 }
 
@@ -153,22 +154,44 @@ check "--help prints the usage" \
 	'[ "$RC" -eq 0 ] && grep -q "hfi1-soft up" <<<"$OUT"'
 run frobnicate
 check "an unknown command fails with a message" 'failed_cleanly unknown'
-run up --name mlx5_0
-check "up --name mlx5_0 fails: names are hfi1_N" 'failed_cleanly "hfi1_N"'
-run up --name hfi1_256
-check "up --name hfi1_256 fails: the index is one byte" 'failed_cleanly 255'
-run up --lid 0
-check "up --lid 0 fails: LIDs are 1..0xbfff" 'failed_cleanly "0xbfff"'
-run up --lid 0xc000
-check "up --lid 0xc000 fails: multicast LIDs are refused" 'failed_cleanly "0xbfff"'
-run up --lid two
-check "up --lid two fails" 'failed_cleanly "LID"'
-run up --expected-count 12
-check "up --expected-count 12 fails: entries come in groups of 8" \
-	'failed_cleanly "multiple of 8"'
-run up --expected-count 4096
-check "up --expected-count 4096 fails: at most 2048" \
-	'failed_cleanly "2048"'
+# refused_args DESCRIPTION WANT ARGS...: hfi1-soft ARGS fails cleanly,
+# saying WANT.
+refused_args()
+{
+	local desc=$1
+
+	WANT=$2
+	shift 2
+	run "$@"
+	check "$desc" 'failed_cleanly "$WANT"'
+}
+refused_args "up --name mlx5_0 fails: names are hfi1_N" \
+	"hfi1_N" up --name mlx5_0
+refused_args "up --name hfi1_256 fails: the index is one byte" \
+	255 up --name hfi1_256
+refused_args "up --name hfi1_01 fails: one name for one index" \
+	"leading zeros" up --name hfi1_01
+refused_args "up --lid 0 fails: LIDs are 1..0xbfff" \
+	0xbfff up --lid 0
+refused_args "up --lid 0xc000 fails: multicast LIDs are refused" \
+	0xbfff up --lid 0xc000
+refused_args "up --lid two fails" \
+	LID up --lid two
+refused_args "up --expected-count 12 fails: entries come in groups of 8" \
+	"multiple of 8" up --expected-count 12
+refused_args "up --expected-count 4096 fails: at most 2048" \
+	2048 up --expected-count 4096
+# Numbers the shell's arithmetic cannot take fail as cleanly as the others.
+refused_args "up --expected-count 99999999999999999999 fails cleanly" \
+	2048 up --expected-count 99999999999999999999
+refused_args "up --expected-count 09 fails cleanly: decimal 9, not bad octal" \
+	"multiple of 8" up --expected-count 09
+refused_args "up --expected-count 010 fails: ten, not octal 8" \
+	"multiple of 8" up --expected-count 010
+refused_args "up --lid 99999999999999999999 fails: out of range" \
+	0xbfff up --lid 99999999999999999999
+refused_args "up --lid 0x10000000000000001 fails: out of range, not 1" \
+	0xbfff up --lid 0x10000000000000001
 run status
 check "status with nothing up says so" \
 	'[ "$RC" -eq 0 ] && [ "$OUT" = "no soft HFI devices" ]'
@@ -398,6 +421,31 @@ run port --name hfi1_7 down
 check "port of a device that is not up fails" 'failed_cleanly "hfi1_7 is not up"'
 run port --name hfi1_0 sideways
 check "port with neither up nor down fails" 'failed_cleanly "unknown argument"'
+
+# --- a corrupt record --------------------------------------------------------
+
+# A record whose numbers the shell would wrap: every command that reads it
+# stops, saying so, and changes nothing.
+REC1=$(cat "$RUNDIR/devices/hfi1_1")
+printf 'uverbs=%s lid=99999999999999999999 guid=0011:7501:0101:0002\n' \
+	"$N1" >"$RUNDIR/devices/hfi1_1"
+SNAP=$(snapshot)
+run status
+check "status with a corrupt record fails cleanly" 'failed_cleanly "corrupt"'
+run up --name hfi1_4
+check "up beside a corrupt record fails cleanly" 'failed_cleanly "corrupt"'
+run down
+check "down with a corrupt record fails cleanly" 'failed_cleanly "corrupt"'
+check "... and nothing changed" '[ "$(snapshot)" = "$SNAP" ]'
+printf 'uverbs=99999 lid=2 guid=0011:7501:0101:0002\n' \
+	>"$RUNDIR/devices/hfi1_1"
+run up --name hfi1_4
+check "up beside a record with uverbs=99999 fails cleanly" \
+	'failed_cleanly "corrupt"'
+printf '%s\n' "$REC1" >"$RUNDIR/devices/hfi1_1"
+[ -e "$RUNDIR/devices/hfi1_4" ] &&
+	MADE_NODES+=("$DEVDIR/uverbs$(uverbs_of hfi1_4)") &&
+	"$HFI1_SOFT" down --name hfi1_4 >/dev/null 2>&1
 
 # --- down -------------------------------------------------------------------
 
