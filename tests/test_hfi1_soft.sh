@@ -124,7 +124,8 @@ cleanup()
 {
 	local node
 
-	for dir in "$RUNDIR" "$TMP/it's a dir" "$TMP/nobody-run"; do
+	for dir in "$RUNDIR" "$TMP/it's a dir" "$TMP/nobody-run" "$TMP/victim" \
+		   "$TMP/sticky/run2"; do
 		[ -d "$dir" ] &&
 			HFI1_SOFT_RUNDIR=$dir "$HFI1_SOFT" down >/dev/null 2>&1
 	done
@@ -447,6 +448,46 @@ printf '%s\n' "$REC1" >"$RUNDIR/devices/hfi1_1"
 	MADE_NODES+=("$DEVDIR/uverbs$(uverbs_of hfi1_4)") &&
 	"$HFI1_SOFT" down --name hfi1_4 >/dev/null 2>&1
 
+# --- a tree another user can change ---------------------------------------
+
+# Whatever in the rundir another user could rewrite stops every command
+# that reads it, which says where; nothing is changed. Each case is undone
+# before the next.
+P1=$RUNDIR/sys/class/infiniband/hfi1_1/ports/1
+refused_everywhere()
+{
+	local snap cmd ok=0
+
+	snap=$(snapshot)
+	for cmd in status "port --name hfi1_1 down" "up --name hfi1_4" down; do
+		# shellcheck disable=SC2086 # the words of cmd
+		run $cmd
+		failed_cleanly "refusing $RUNDIR: $1" || { echo "    ($cmd)"; ok=1; }
+	done
+	[ "$(snapshot)" = "$snap" ] || { echo "    the rundir changed"; ok=1; }
+	return $ok
+}
+chown nobody "$P1"
+as_nobody sh -c 'echo 0x99 >"$1/lid.new" && mv "$1/lid.new" "$1/lid"' \
+	sh "$P1"
+check "a directory in the rundir owned by nobody, who forged a LID, is refused" \
+	'refused_everywhere "$P1 is owned by nobody"'
+chown root "$P1" "$P1/lid" && echo 0x2 >"$P1/lid"
+chmod g+w "$RUNDIR/devices/hfi1_1"
+check "a group-writable record is refused" \
+	'refused_everywhere "$RUNDIR/devices/hfi1_1 is writable by group or others"'
+chmod g-w "$RUNDIR/devices/hfi1_1"
+chmod o+w "$RUNDIR/sys"
+check "an others-writable sys/ is refused" \
+	'refused_everywhere "$RUNDIR/sys is writable by group or others"'
+chmod o-w "$RUNDIR/sys"
+mv "$P1" "$P1.real" && ln -s 1.real "$P1"
+check "a symlink in the rundir is refused" \
+	'refused_everywhere "$P1 is a symlink"'
+rm "$P1" && mv "$P1.real" "$P1"
+check "undone, the rundir is used again" \
+	'run status && [ "$RC" -eq 0 ] && grep -qE "^hfi1_1 +0x2 " <<<"$OUT"'
+
 # --- down -------------------------------------------------------------------
 
 run down --name hfi1_1
@@ -493,6 +534,63 @@ HFI1_SOFT_RUNDIR=$QDIR "$HFI1_SOFT" down 2>/dev/null
 check "down keeps a rundir it did not make, emptied" \
 	'[ -d "$QDIR" ] && [ -z "$(ls -A "$QDIR")" ] && devdir_intact'
 
+# --- a rundir another user can change --------------------------------------
+
+# track DIR: remember the nodes an up in DIR made, should it make any.
+track()
+{
+	local rec n
+
+	for rec in "$1"/devices/hfi1_*; do
+		n=$(sed -n 's/.*uverbs=\([0-9]*\).*/\1/p' "$rec" 2>/dev/null)
+		[ -n "$n" ] && MADE_NODES+=("$DEVDIR/uverbs$n")
+	done
+}
+# refused DIR WHERE WHY: up and down with HFI1_SOFT_RUNDIR=DIR fail, saying
+# WHERE WHY, and make nothing.
+refused()
+{
+	local ok=0
+
+	HFI1_SOFT_RUNDIR=$1 run up
+	track "$1"
+	failed_cleanly "refusing $1: $2 $3" || { echo "    (up)"; ok=1; }
+	HFI1_SOFT_RUNDIR=$1 run down
+	failed_cleanly "refusing $1: $2 $3" || { echo "    (down)"; ok=1; }
+	devdir_intact || { echo "    a node was left"; ok=1; }
+	return $ok
+}
+
+# As /tmp: anyone may add to it, only root rename root's entries.
+mkdir -m 0755 "$TMP/victim" "$TMP/victim/sys" "$TMP/victim/sys/keep"
+mkdir "$TMP/sticky" && chmod 1777 "$TMP/sticky"
+as_nobody ln -s "$TMP/victim" "$TMP/sticky/run"
+check "a rundir that is nobody's symlink is refused" \
+	'refused "$TMP/sticky/run" "$TMP/sticky/run" "is a symlink"'
+check "... and what it points to is left alone" \
+	'[ -d "$TMP/victim/sys/keep" ] && [ ! -e "$TMP/victim/devices" ]'
+ln -s "$TMP" "$TMP/link"
+check "a symlink on the way to the rundir is refused, even root's" \
+	'refused "$TMP/link/run" "$TMP/link" "is a symlink"'
+mkdir -m 0755 "$TMP/nobodys"
+chown nobody "$TMP/nobodys"
+check "a rundir nobody owns is refused" \
+	'refused "$TMP/nobodys" "$TMP/nobodys" "is owned by nobody"'
+check "a rundir in a directory nobody owns is refused" \
+	'refused "$TMP/nobodys/run" "$TMP/nobodys" "is owned by nobody" &&
+	      [ ! -e "$TMP/nobodys/run" ]'
+mkdir "$TMP/shared" && chmod 0775 "$TMP/shared"
+check "a group-writable rundir is refused" \
+	'refused "$TMP/shared" "$TMP/shared" "is writable by group or others"'
+mkdir "$TMP/shared/run"
+check "a rundir in a group-writable directory is refused" \
+	'refused "$TMP/shared/run" "$TMP/shared" "is writable by group or others"'
+mkdir "$TMP/sticky/run2"
+check "a rundir of root's in a sticky directory is used" \
+	'HFI1_SOFT_RUNDIR=$TMP/sticky/run2 run up && track "$TMP/sticky/run2" &&
+	      [ "$RC" -eq 0 ] && HFI1_SOFT_RUNDIR=$TMP/sticky/run2 run down &&
+	      [ "$RC" -eq 0 ] && [ -z "$(ls -A "$TMP/sticky/run2")" ]'
+
 # In a private /dev (a mount namespace with a tmpfs on /dev): what up does
 # when /dev/infiniband is missing or cannot take a node.
 in_private_dev()
@@ -515,7 +613,8 @@ else
 			[ ! -e $DEVDIR ] && [ ! -e \"\$HFI1_SOFT_RUNDIR\" ]"'
 	check "up fails clearly and leaves nothing when mknod fails" \
 		'in_private_dev "
-			mkdir $DEVDIR && mount -t tmpfs -o ro tmpfs $DEVDIR &&
+			mkdir $DEVDIR &&
+			mount -t tmpfs -o ro,mode=0755 tmpfs $DEVDIR &&
 			! \"\$HFI1_SOFT\" up >\"\$HFI1_SOFT_RUNDIR.out\" \
 				2>\"\$HFI1_SOFT_RUNDIR.err\" &&
 			[ ! -s \"\$HFI1_SOFT_RUNDIR.out\" ] &&
