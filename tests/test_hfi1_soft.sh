@@ -124,8 +124,8 @@ cleanup()
 {
 	local node
 
-	for dir in "$RUNDIR" "$TMP/it's a dir" "$TMP/nobody-run" "$TMP/victim" \
-		   "$TMP/sticky/run2"; do
+	for dir in "$RUNDIR" "$TMP/it's a dir" "$TMP/nobody-run" "$TMP/pre" \
+		   "$TMP/victim" "$TMP/sticky/run2"; do
 		[ -d "$dir" ] &&
 			HFI1_SOFT_RUNDIR=$dir "$HFI1_SOFT" down >/dev/null 2>&1
 	done
@@ -590,6 +590,26 @@ check "a rundir of root's in a sticky directory is used" \
 	'HFI1_SOFT_RUNDIR=$TMP/sticky/run2 run up && track "$TMP/sticky/run2" &&
 	      [ "$RC" -eq 0 ] && HFI1_SOFT_RUNDIR=$TMP/sticky/run2 run down &&
 	      [ "$RC" -eq 0 ] && [ -z "$(ls -A "$TMP/sticky/run2")" ]'
+
+# down removes what up recorded making, and nothing else.
+mkdir -m 0755 "$TMP/pre" "$TMP/pre/sys" "$TMP/pre/sys/keep"
+HFI1_SOFT_RUNDIR=$TMP/pre run up
+track "$TMP/pre"
+HFI1_SOFT_RUNDIR=$TMP/pre run down
+check "down leaves a sys/ up did not make, and says so" \
+	'[ "$RC" -eq 0 ] && [ -d "$TMP/pre/sys/keep" ] &&
+	      [ "$(ls -A "$TMP/pre" "$TMP/pre/sys" | grep -c .)" -eq 4 ] &&
+	      says "leaving $TMP/pre/sys: up did not record making it" &&
+	      devdir_intact'
+rm -rf "$TMP/pre/sys"
+HFI1_SOFT_RUNDIR=$TMP/pre run up
+track "$TMP/pre"
+echo "$TMP/victim" >>"$TMP/pre/created"
+HFI1_SOFT_RUNDIR=$TMP/pre run down
+check "down refuses a record of what up made that names another path" \
+	'failed_cleanly "created is corrupt: it names $TMP/victim" &&
+	      [ -d "$TMP/victim/sys/keep" ] && [ -f "$TMP/pre/devices/hfi1_0" ]'
+sed -i '$d' "$TMP/pre/created"
 
 # In a private /dev (a mount namespace with a tmpfs on /dev): what up does
 # when /dev/infiniband is missing or cannot take a node.
