@@ -285,6 +285,47 @@ class AsyncEventTest(Hfi1TestCase):
             ctx.close()
 
 
+class StateTrustTest(unittest.TestCase):
+    """
+    The provider takes the soft HFI's state only from files no other user
+    can write: checked when a context opens, and each file again as it is
+    read (softdev.c, "Whose tree").
+    """
+
+    def setUp(self):
+        skip_unless_hfi1(self)
+        if not soft_managed():
+            self.skipTest('changes the device tree: needs the test-managed '
+                          'soft HFI')
+        hfi1_soft('up', '--name', 'hfi1_6', '--lid', '66')
+        self.addCleanup(hfi1_soft, 'down', '--name', 'hfi1_6')
+        self.lid = os.path.join(os.environ['SYSFS_PATH'], 'class',
+                                'infiniband', 'hfi1_6', 'ports', '1', 'lid')
+
+    def writable_lid(self):
+        """Make ports/1/lid writable by others until the test ends."""
+        os.chmod(self.lid, 0o666)
+        self.addCleanup(os.chmod, self.lid, 0o644)
+
+    def test_file_made_writable_after_open(self):
+        """A file that became writable by others is refused as it is read."""
+        with Context(name='hfi1_6') as ctx:
+            self.assertEqual(ctx.query_port(1).lid, 66)
+            self.writable_lid()
+            with self.assertRaises(PyverbsRDMAError) as cm:
+                ctx.query_port(1)
+            self.assertEqual(cm.exception.error_code, errno.EACCES)
+            os.chmod(self.lid, 0o644)
+            self.assertEqual(ctx.query_port(1).lid, 66)
+
+    def test_open_refused(self):
+        """A context does not open on a tree others can write."""
+        self.writable_lid()
+        with self.assertRaises(PyverbsRDMAError) as cm:
+            Context(name='hfi1_6')
+        self.assertEqual(cm.exception.error_code, errno.EACCES)
+
+
 class NonRootTest(Hfi1TestCase):
     """Once root has brought the soft HFI up, any user can open it."""
 

@@ -371,6 +371,68 @@ else
 		'grep -qE "hfi1_0[[:space:]]+0011750101000001" <<<"$DEVICES" &&
 		      grep -qE "hfi1_1[[:space:]]+0011750101010002" <<<"$DEVICES" ||
 		      { echo "$DEVICES" | sed "s/^/    /"; false; }'
+
+	# The provider takes the state only from a tree no other user can
+	# change (softdev.c): root's ibv_devinfo on hfi1_1 (LID 2), its tree
+	# made writable to others in one way after another, each undone.
+	devinfo()
+	{
+		(eval "$UP_OUT"; [ -z "${1:-}" ] || SYSFS_PATH=$1
+		 VERBS_LOG_LEVEL=3 VERBS_LOG_FILE=$TMP/verbs.log \
+			timeout 30 ibv_devinfo -d hfi1_1 2>&1)
+	}
+	# provider_refuses PATH WHY [SYSFS_PATH]: ibv_devinfo fails, shows
+	# no forged LID (0x99) and the provider's log says PATH WHY.
+	provider_refuses()
+	{
+		local out
+
+		: >"$TMP/verbs.log"
+		if out=$(devinfo "${3:-}"); then
+			echo "    ibv_devinfo did not fail: $out"
+			return 1
+		fi
+		! grep -qE "port_lid:[[:space:]]+153$" <<<"$out" ||
+			{ echo "    the forged LID was shown"; return 1; }
+		grep -qF -- "refusing the soft HFI's state: $1 $2" \
+			"$TMP/verbs.log" && return 0
+		echo "    log: $(cat "$TMP/verbs.log")"
+		return 1
+	}
+	P1=$RUNDIR/sys/class/infiniband/hfi1_1/ports/1
+	check "root's ibv_devinfo shows hfi1_1's LID from the tree" \
+		'devinfo | grep -qE "port_lid:[[:space:]]+2$"'
+	chown nobody "$P1"
+	as_nobody sh -c 'echo 0x99 >"$1/lid.new" && mv "$1/lid.new" "$1/lid"' \
+		sh "$P1"
+	check "... not when nobody owns ports/1 and forged the LID there" \
+		'provider_refuses "$P1" "is owned by another user (uid $(id -u nobody)"'
+	chown root "$P1" "$P1/lid" && echo 0x2 >"$P1/lid"
+	chmod 0666 "$P1/lid"
+	check "... nor when the LID file is writable by others" \
+		'provider_refuses "$P1/lid" "is writable by group or others"'
+	chmod 0644 "$P1/lid"
+	mv "$P1/lid" "$TMP/lid" && echo 0x99 >"$TMP/forged" &&
+		ln -s "$TMP/forged" "$P1/lid"
+	check "... nor when it is a symlink" \
+		'provider_refuses "$P1/lid" "is a symlink"'
+	rm -f "$P1/lid" && mv "$TMP/lid" "$P1/lid"
+	chown nobody "$RUNDIR/sys"
+	check "... nor when nobody owns \$SYSFS_PATH" \
+		'provider_refuses "$RUNDIR/sys" "is owned by another user"'
+	chown root "$RUNDIR/sys"
+	chmod o+w "$RUNDIR"
+	check "... nor when the rundir is writable by others" \
+		'provider_refuses "$RUNDIR" "is writable by group or others"'
+	chmod o-w "$RUNDIR"
+	ln -s run "$TMP/runlink"
+	check "... nor through a symlink to the rundir" \
+		'provider_refuses "$TMP/runlink" "is a symlink" "$TMP/runlink/sys"'
+	rm -f "$TMP/runlink"
+	chmod 1777 "$TMP"
+	check "... but it does with a sticky, world-writable directory above" \
+		'devinfo | grep -qE "port_lid:[[:space:]]+2$"'
+	chmod 0755 "$TMP"
 fi
 
 run status

@@ -44,17 +44,21 @@ static int hfi1_soft_cmd_fd(int cmd_fd)
 
 /*
  * Bring-up may size the soft HFI's driver (Documentation/soft-hfi.md):
- * softhfi/<param> files in the device's directory, each optional.
+ * softhfi/<param> files in the device's directory, each optional. A file
+ * another user could have written is an error, not a default.
  */
-static void read_soft_param(const struct hfi1_device *dev, const char *name,
-			    unsigned int *val)
+static int read_soft_param(struct hfi1_context *ctx, const char *name,
+			   unsigned int *val)
 {
 	char file[64];
 	uint64_t v;
+	int ret;
 
 	snprintf(file, sizeof(file), "softhfi/%s", name);
-	if (!hfi1_soft_read_u64(dev, file, &v) && v <= UINT_MAX)
+	ret = hfi1_soft_read_u64(ctx, file, &v);
+	if (!ret && v <= UINT_MAX)
 		*val = v;
+	return ret == EACCES ? ret : 0;
 }
 
 /* Assign the soft HFI's user context that backs this verbs context. */
@@ -65,10 +69,11 @@ static int soft_drv_open(struct hfi1_context *ctx)
 	softhfi_default_params(&params);
 	if (ctx->dev->unit >= 0)
 		params.unit = ctx->dev->unit;
-	read_soft_param(ctx->dev, "expected_count", &params.expected_count);
-	read_soft_param(ctx->dev, "user_contexts", &params.user_contexts);
-	read_soft_param(ctx->dev, "cache_size_mb", &params.cache_size_mb);
-	read_soft_param(ctx->dev, "contig_pages", &params.contig_pages);
+	if (read_soft_param(ctx, "expected_count", &params.expected_count) ||
+	    read_soft_param(ctx, "user_contexts", &params.user_contexts) ||
+	    read_soft_param(ctx, "cache_size_mb", &params.cache_size_mb) ||
+	    read_soft_param(ctx, "contig_pages", &params.contig_pages))
+		return EACCES;
 
 	ctx->drv = softhfi_open(&params);
 	if (!ctx->drv) {
@@ -91,7 +96,7 @@ static void port_state_changed(struct hfi1_port_watch *pw)
 	struct hfi1_context *ctx = pw->ctx;
 	enum ibv_port_state state;
 
-	if (hfi1_soft_port_state(ctx->dev, &state))
+	if (hfi1_soft_port_state(ctx, &state))
 		return;
 	if (state == pw->last_state)
 		return;
@@ -150,14 +155,15 @@ static int start_port_watch(struct hfi1_port_watch *pw)
 	snprintf(path, sizeof(path), "%s/ports/1", ctx->dev->ibdev_path);
 	pw->port_wd = inotify_add_watch(pw->inotify_fd, path,
 					IN_MOVED_TO | IN_CLOSE_WRITE |
-						IN_DELETE_SELF | IN_ONLYDIR);
+						IN_DELETE_SELF | IN_ONLYDIR |
+						IN_DONT_FOLLOW);
 	if (pw->port_wd < 0) {
 		ret = errno;
 		hfi1_err(ctx, "cannot watch %s: %s\n", path, strerror(ret));
 		return ret;
 	}
 	/* Read after the watch is set, so no change falls between. */
-	ret = hfi1_soft_port_state(ctx->dev, &pw->last_state);
+	ret = hfi1_soft_port_state(ctx, &pw->last_state);
 	if (ret)
 		hfi1_err(ctx, "cannot read the port state under %s: %s\n", path,
 			 strerror(ret));
@@ -236,6 +242,10 @@ static int hfi1_soft_open(struct hfi1_context *ctx)
 	pw->inotify_fd = -1;
 	ctx->backend_priv = pw;
 
+	/* Before anything is read from it: softdev.c, "Whose tree". */
+	ret = hfi1_soft_check_tree(ctx);
+	if (ret)
+		goto err_close;
 	ret = soft_drv_open(ctx);
 	if (ret)
 		goto err_close;

@@ -8,12 +8,12 @@
 
 #include "hfi1.h"
 
-int hfi1_soft_read_u64(const struct hfi1_device *dev, const char *file,
+int hfi1_soft_check_tree(struct hfi1_context *ctx);
+int hfi1_soft_read_u64(struct hfi1_context *ctx, const char *file,
 		       uint64_t *val);
-int hfi1_soft_read_guid(const struct hfi1_device *dev, const char *file,
+int hfi1_soft_read_guid(struct hfi1_context *ctx, const char *file,
 			__be64 *guid);
-int hfi1_soft_port_state(const struct hfi1_device *dev,
-			 enum ibv_port_state *state);
+int hfi1_soft_port_state(struct hfi1_context *ctx, enum ibv_port_state *state);
 int hfi1_soft_query_port(struct hfi1_context *ctx, uint8_t port_num,
 			 struct ibv_port_attr *attr);
 int hfi1_soft_query_device(struct hfi1_context *ctx,
