@@ -8,10 +8,8 @@
  *   hfi1_mrstat [-d DIR] --clean               remove stale files
  *
  * The files sit in a world-writable directory (/dev/shm), so anything
- * may be there under their names: each is opened without following
- * links or blocking, must be a regular file at least as long as the
- * struct, is read with pread() into a copy (never mapped: a file
- * truncated under a mapping is SIGBUS), and is checked before use.
+ * may be there under their names: each is read into a copy and checked
+ * before use (hfi1_stats_read()).
  */
 #include <dirent.h>
 #include <errno.h>
@@ -57,39 +55,6 @@ static void usage(FILE *out)
 		prog, prog, prog, HFI1_STATS_DEFAULT_DIR);
 }
 
-/*
- * libhfi1.<pid>.<n>.stats: false for other names. Digits only, no sign,
- * no leading '+' or spaces, as stats.c writes them.
- */
-static bool parse_name(const char *name, long *pid, uint64_t *n)
-{
-	size_t len = strlen(name), plen = strlen(HFI1_STATS_NAME_PREFIX),
-	       slen = strlen(HFI1_STATS_NAME_SUFFIX);
-	unsigned long long v;
-	const char *p;
-	char *end;
-
-	if (len <= plen + slen || strncmp(name, HFI1_STATS_NAME_PREFIX, plen) ||
-	    strcmp(name + len - slen, HFI1_STATS_NAME_SUFFIX))
-		return false;
-	p = name + plen;
-	if (*p < '0' || *p > '9')
-		return false;
-	errno = 0;
-	v = strtoull(p, &end, 10);
-	if (errno || *end != '.' || v == 0 || v > INT_MAX)
-		return false;
-	*pid = v;
-	p = end + 1;
-	if (*p < '0' || *p > '9')
-		return false;
-	v = strtoull(p, &end, 10);
-	if (errno || strcmp(end, HFI1_STATS_NAME_SUFFIX))
-		return false;
-	*n = v;
-	return true;
-}
-
 static bool is_stats_name(const char *name)
 {
 	size_t len = strlen(name);
@@ -108,88 +73,14 @@ static bool is_stats_name(const char *name)
 static int load(int dirfd, const char *name, struct ctx *c, char *why,
 		size_t whylen)
 {
-	struct hfi1_stats_file *f = &c->f;
-	long pid;
-	uint64_t n;
 	struct stat st;
-	ssize_t got;
-	int fd;
+	int err;
 
-	if (!parse_name(name, &pid, &n)) {
-		snprintf(why, whylen, "not a libhfi1.<pid>.<n>.stats name");
-		return EINVAL;
-	}
-	/* O_NONBLOCK: a FIFO under the name must not hang us. */
-	fd = openat(dirfd, name,
-		    O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
-	if (fd < 0) {
-		snprintf(why, whylen, "%s", strerror(errno));
-		return errno;
-	}
-	if (fstat(fd, &st)) {
-		snprintf(why, whylen, "%s", strerror(errno));
-		close(fd);
-		return EIO;
-	}
-	if (!S_ISREG(st.st_mode)) {
-		snprintf(why, whylen, "not a regular file");
-		close(fd);
-		return EINVAL;
-	}
-	if (st.st_size < (off_t)sizeof(*f)) {
-		snprintf(why, whylen, "truncated (%lld of %zu bytes)",
-			 (long long)st.st_size, sizeof(*f));
-		close(fd);
-		return EINVAL;
-	}
-	got = pread(fd, f, sizeof(*f), 0);
-	close(fd);
-	if (got != (ssize_t)sizeof(*f)) {
-		snprintf(why, whylen, "short read (%zd of %zu bytes)", got,
-			 sizeof(*f));
-		return EIO;
-	}
-	if (memcmp(f->magic, HFI1_STATS_MAGIC, sizeof(f->magic))) {
-		snprintf(why, whylen, "bad magic");
-		return EINVAL;
-	}
-	if (f->version != HFI1_STATS_VERSION || f->size != sizeof(*f)) {
-		snprintf(why, whylen,
-			 "version %" PRIu32 ", size %" PRIu32
-			 ": this tool reads version %d, size %zu",
-			 f->version, f->size, HFI1_STATS_VERSION, sizeof(*f));
-		return EINVAL;
-	}
-	/* Never trust the header's pid beyond the name's: it goes to kill(). */
-	if (f->pid != (uint64_t)pid || f->ctx_num != n) {
-		snprintf(why, whylen,
-			 "header (pid %" PRIu64 ", context %" PRIu64
-			 ") does not match the name",
-			 f->pid, f->ctx_num);
-		return EINVAL;
-	}
-	if (!memchr(f->device, 0, sizeof(f->device))) {
-		snprintf(why, whylen, "device name not terminated");
-		return EINVAL;
-	}
+	err = hfi1_stats_read(dirfd, name, &c->f, &st, why, whylen);
+	if (err)
+		return err;
 	snprintf(c->name, sizeof(c->name), "%s", name);
 	return 0;
-}
-
-/* Is @pid, started at @start_time (0: unknown), still running? */
-static bool process_alive(long pid, uint64_t start_time)
-{
-	uint64_t now;
-
-	if (pid <= 0 || pid > INT_MAX)
-		return false;
-	if (kill(pid, 0) && errno != EPERM)
-		return false;
-	if (!start_time)
-		return true;
-	if (hfi1_stats_pid_start_time(pid, &now))
-		return false;
-	return now == start_time;
 }
 
 static int cmp_ctx(const void *a, const void *b)
@@ -248,7 +139,8 @@ static int scan(const char *dir, long pid, bool live, struct ctx **out,
 		}
 		if (pid && v[n].f.pid != (uint64_t)pid)
 			continue;
-		if (live && !process_alive(v[n].f.pid, v[n].f.start_time)) {
+		if (live &&
+		    !hfi1_stats_pid_alive(v[n].f.pid, v[n].f.start_time)) {
 			(*stale)++;
 			continue;
 		}
@@ -423,12 +315,12 @@ static int clean(const char *dir)
 		return 1;
 	}
 	while ((de = readdir(d))) {
-		if (!parse_name(de->d_name, &pid, &n))
+		if (!hfi1_stats_parse_name(de->d_name, &pid, &n))
 			continue;
 		if (!load(dirfd(d), de->d_name, &c, why, sizeof(why))) {
-			if (process_alive(pid, c.f.start_time))
+			if (hfi1_stats_pid_alive(pid, c.f.start_time))
 				continue;
-		} else if (process_alive(pid, 0)) {
+		} else if (hfi1_stats_pid_alive(pid, 0)) {
 			continue;
 		}
 		if (unlinkat(dirfd(d), de->d_name, 0) && errno != ENOENT) {

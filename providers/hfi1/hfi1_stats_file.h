@@ -22,6 +22,8 @@
 #ifndef HFI1_STATS_FILE_H
 #define HFI1_STATS_FILE_H
 
+#include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #define HFI1_STATS_MAGIC "HFI1STAT"
@@ -75,5 +77,34 @@ _Static_assert(sizeof(struct hfi1_stats_file) == 216,
  * boot), which tells a pid's new owner from its old; 0 or errno.
  */
 int hfi1_stats_pid_start_time(long pid, uint64_t *start_time);
+
+/*
+ * What the readers of the files share (stats_file.c). The files sit in a
+ * directory anyone may write (/dev/shm), so anything may be there under
+ * their names.
+ */
+struct stat;
+
+/*
+ * A stats file's name, parsed into its pid and context number: false for
+ * other names. Digits only, no sign, no leading '+' or spaces, as the
+ * writer makes them.
+ */
+bool hfi1_stats_parse_name(const char *name, long *pid, uint64_t *n);
+
+/*
+ * Reads @name of @dirfd into @f, a copy, and its status into @st; checks
+ * it before anyone uses it. The file is opened without following a link
+ * or blocking (a FIFO), must be a regular file at least as long as the
+ * struct, is read with pread() (never mapped: a file truncated under a
+ * mapping is SIGBUS), and must have the magic, version and size of this
+ * build and a header that matches its name. 0, or an errno with the
+ * reason in @why (@whylen bytes).
+ */
+int hfi1_stats_read(int dirfd, const char *name, struct hfi1_stats_file *f,
+		    struct stat *st, char *why, size_t whylen);
+
+/* Does @pid run, and, unless @start_time is 0, is it the one started then? */
+bool hfi1_stats_pid_alive(long pid, uint64_t start_time);
 
 #endif /* HFI1_STATS_FILE_H */

@@ -5,10 +5,14 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <sys/stat.h>
 
 #include "hfi1_stats_file.h"
 
@@ -49,4 +53,117 @@ int hfi1_stats_pid_start_time(long pid, uint64_t *start_time)
 		return EINVAL;
 	*start_time = v;
 	return 0;
+}
+
+bool hfi1_stats_parse_name(const char *name, long *pid, uint64_t *n)
+{
+	size_t len = strlen(name), plen = strlen(HFI1_STATS_NAME_PREFIX),
+	       slen = strlen(HFI1_STATS_NAME_SUFFIX);
+	unsigned long long v;
+	const char *p;
+	char *end;
+
+	if (len <= plen + slen || strncmp(name, HFI1_STATS_NAME_PREFIX, plen) ||
+	    strcmp(name + len - slen, HFI1_STATS_NAME_SUFFIX))
+		return false;
+	p = name + plen;
+	if (*p < '0' || *p > '9')
+		return false;
+	errno = 0;
+	v = strtoull(p, &end, 10);
+	if (errno || *end != '.' || v == 0 || v > INT_MAX)
+		return false;
+	*pid = v;
+	p = end + 1;
+	if (*p < '0' || *p > '9')
+		return false;
+	v = strtoull(p, &end, 10);
+	if (errno || strcmp(end, HFI1_STATS_NAME_SUFFIX))
+		return false;
+	*n = v;
+	return true;
+}
+
+int hfi1_stats_read(int dirfd, const char *name, struct hfi1_stats_file *f,
+		    struct stat *st, char *why, size_t whylen)
+{
+	ssize_t got;
+	uint64_t n;
+	long pid;
+	int fd, err;
+
+	if (!hfi1_stats_parse_name(name, &pid, &n)) {
+		snprintf(why, whylen, "not a libhfi1.<pid>.<n>.stats name");
+		return EINVAL;
+	}
+	/* O_NONBLOCK: a FIFO under the name must not hang us. */
+	fd = openat(dirfd, name,
+		    O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
+	if (fd < 0) {
+		err = errno;
+		snprintf(why, whylen, "%s", strerror(err));
+		return err;
+	}
+	if (fstat(fd, st)) {
+		snprintf(why, whylen, "%s", strerror(errno));
+		close(fd);
+		return EIO;
+	}
+	if (!S_ISREG(st->st_mode)) {
+		snprintf(why, whylen, "not a regular file");
+		close(fd);
+		return EINVAL;
+	}
+	if (st->st_size < (off_t)sizeof(*f)) {
+		snprintf(why, whylen, "truncated (%lld of %zu bytes)",
+			 (long long)st->st_size, sizeof(*f));
+		close(fd);
+		return EINVAL;
+	}
+	got = pread(fd, f, sizeof(*f), 0);
+	close(fd);
+	if (got != (ssize_t)sizeof(*f)) {
+		snprintf(why, whylen, "short read (%zd of %zu bytes)", got,
+			 sizeof(*f));
+		return EIO;
+	}
+	if (memcmp(f->magic, HFI1_STATS_MAGIC, sizeof(f->magic))) {
+		snprintf(why, whylen, "bad magic");
+		return EINVAL;
+	}
+	if (f->version != HFI1_STATS_VERSION || f->size != sizeof(*f)) {
+		snprintf(why, whylen,
+			 "version %" PRIu32 ", size %" PRIu32
+			 ": this tool reads version %d, size %zu",
+			 f->version, f->size, HFI1_STATS_VERSION, sizeof(*f));
+		return EINVAL;
+	}
+	/* Never trust the header's pid beyond the name's: it goes to kill(). */
+	if (f->pid != (uint64_t)pid || f->ctx_num != n) {
+		snprintf(why, whylen,
+			 "header (pid %" PRIu64 ", context %" PRIu64
+			 ") does not match the name",
+			 f->pid, f->ctx_num);
+		return EINVAL;
+	}
+	if (!memchr(f->device, 0, sizeof(f->device))) {
+		snprintf(why, whylen, "device name not terminated");
+		return EINVAL;
+	}
+	return 0;
+}
+
+bool hfi1_stats_pid_alive(long pid, uint64_t start_time)
+{
+	uint64_t now;
+
+	if (pid <= 0 || pid > INT_MAX)
+		return false;
+	if (kill(pid, 0) && errno != EPERM)
+		return false;
+	if (!start_time)
+		return true;
+	if (hfi1_stats_pid_start_time(pid, &now))
+		return false;
+	return now == start_time;
 }
