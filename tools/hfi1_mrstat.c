@@ -32,6 +32,7 @@
 struct ctx {
 	char name[NAME_MAX + 1];
 	struct hfi1_stats_file f; /* a checked copy */
+	uid_t uid; /* the file's owner */
 };
 
 struct options {
@@ -80,7 +81,35 @@ static int load(int dirfd, const char *name, struct ctx *c, char *why,
 	if (err)
 		return err;
 	snprintf(c->name, sizeof(c->name), "%s", name);
+	c->uid = st.st_uid;
 	return 0;
+}
+
+/*
+ * Does the user of @c's live process own @c's file? Anyone may make a
+ * file in @dir under the name of another user's process, and fill it
+ * with counters of their choosing: such a file is not the process's, and
+ * @why says so.
+ */
+static bool owned_by_process(const struct ctx *c, char *why, size_t whylen)
+{
+	uid_t uid;
+	int err;
+
+	err = hfi1_stats_pid_uid(c->f.pid, &uid);
+	if (err) {
+		snprintf(why, whylen, "the user of pid %" PRIu64 ": %s",
+			 c->f.pid, strerror(err));
+		return false;
+	}
+	if (uid != c->uid) {
+		snprintf(
+			why, whylen,
+			"owned by uid %u, not by uid %u, the user of pid %" PRIu64,
+			(unsigned int)c->uid, (unsigned int)uid, c->f.pid);
+		return false;
+	}
+	return true;
 }
 
 static int cmp_ctx(const void *a, const void *b)
@@ -96,8 +125,10 @@ static int cmp_ctx(const void *a, const void *b)
 
 /*
  * The valid stats files of @dir (of @pid unless 0; of live processes
- * only when @live). Bad ones are reported on stderr; @stale counts the
- * files of processes that are gone. 0 or an errno (reported).
+ * only when @live, and only those their user owns). Bad ones are reported
+ * on stderr; @stale counts the files of processes that are gone. 0 or an
+ * errno (reported). Without @live (the directory of a run, which only
+ * its user may write) the processes are gone and their users unknown.
  */
 static int scan(const char *dir, long pid, bool live, struct ctx **out,
 		size_t *count, size_t *stale)
@@ -142,6 +173,11 @@ static int scan(const char *dir, long pid, bool live, struct ctx **out,
 		if (live &&
 		    !hfi1_stats_pid_alive(v[n].f.pid, v[n].f.start_time)) {
 			(*stale)++;
+			continue;
+		}
+		if (live && !owned_by_process(&v[n], why, sizeof(why))) {
+			fprintf(stderr, "%s: %s/%s: %s, skipped\n", prog, dir,
+				de->d_name, why);
 			continue;
 		}
 		n++;

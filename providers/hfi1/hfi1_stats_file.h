@@ -25,6 +25,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #define HFI1_STATS_MAGIC "HFI1STAT"
 #define HFI1_STATS_VERSION 1
@@ -106,5 +107,12 @@ int hfi1_stats_read(int dirfd, const char *name, struct hfi1_stats_file *f,
 
 /* Does @pid run, and, unless @start_time is 0, is it the one started then? */
 bool hfi1_stats_pid_alive(long pid, uint64_t start_time);
+
+/*
+ * The effective uid of process @pid (the "Uid:" line of
+ * /proc/<pid>/status), whom the files it makes belong to: a file of its
+ * pid that another user owns was put there by someone else. 0 or errno.
+ */
+int hfi1_stats_pid_uid(long pid, uid_t *uid);
 
 #endif /* HFI1_STATS_FILE_H */

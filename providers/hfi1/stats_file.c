@@ -16,26 +16,35 @@
 
 #include "hfi1_stats_file.h"
 
-int hfi1_stats_pid_start_time(long pid, uint64_t *start_time)
+/* The start of /proc/<pid>/<file>, NUL-terminated, into @buf; 0 or errno. */
+static int read_proc(long pid, const char *file, char *buf, size_t size)
 {
-	char path[64], buf[1024], *p, *end;
-	unsigned long long v;
+	char path[64];
 	ssize_t n;
-	int fd, i;
+	int fd, err;
 
-	snprintf(path, sizeof(path), "/proc/%ld/stat", pid);
+	snprintf(path, sizeof(path), "/proc/%ld/%s", pid, file);
 	fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0)
 		return errno;
-	n = read(fd, buf, sizeof(buf) - 1);
-	if (n < 0) {
-		int err = errno;
-
-		close(fd);
-		return err;
-	}
+	n = read(fd, buf, size - 1);
+	err = errno;
 	close(fd);
+	if (n < 0)
+		return err;
 	buf[n] = 0;
+	return 0;
+}
+
+int hfi1_stats_pid_start_time(long pid, uint64_t *start_time)
+{
+	char buf[1024], *p, *end;
+	unsigned long long v;
+	int err, i;
+
+	err = read_proc(pid, "stat", buf, sizeof(buf));
+	if (err)
+		return err;
 	/* The command name (field 2) may hold spaces and ')': skip past
 	 * its last ')'. Field 3 follows it. */
 	p = strrchr(buf, ')');
@@ -166,4 +175,22 @@ bool hfi1_stats_pid_alive(long pid, uint64_t start_time)
 	if (hfi1_stats_pid_start_time(pid, &now))
 		return false;
 	return now == start_time;
+}
+
+int hfi1_stats_pid_uid(long pid, uid_t *uid)
+{
+	char buf[4096], *p;
+	unsigned int real, eff;
+	int err;
+
+	err = read_proc(pid, "status", buf, sizeof(buf));
+	if (err)
+		return err;
+	/* "Uid:\t<real>\t<effective>\t<saved>\t<fs>", after "Name:", which
+	 * cannot hold a newline (the kernel escapes it). */
+	p = strstr(buf, "\nUid:");
+	if (!p || sscanf(p + 5, "%u %u", &real, &eff) != 2)
+		return EINVAL;
+	*uid = eff;
+	return 0;
 }
