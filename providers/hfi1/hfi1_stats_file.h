@@ -3,7 +3,8 @@
  * The per-context stats file: the provider publishes each context's MR
  * cache counters in a small file that hfi1_mrstat(1) reads from outside.
  *   directory: $HFI1_STATS_DIR, default /dev/shm
- *   name:      libhfi1.<pid>.<n>.stats (n: the process's context number)
+ *   name:      libhfi1.<pid>.<n>.stats (n: the process's context number),
+ *              libhfi1.<pid>.<n>.<tag>.stats when another user took it
  *   HFI1_STATS=0      publish nothing (counters in private memory)
  *   HFI1_STATS_KEEP=1 leave the file at close/exit (hfi1_mrstat -- CMD)
  * The file is the struct below, mmapped shared; the cache writes the
@@ -32,9 +33,16 @@
 
 /* Where the files are when $HFI1_STATS_DIR is unset or empty. */
 #define HFI1_STATS_DEFAULT_DIR "/dev/shm"
-/* A file's name: HFI1_STATS_NAME_PREFIX <pid> "." <n> HFI1_STATS_NAME_SUFFIX */
+/*
+ * A file's name: HFI1_STATS_NAME_PREFIX <pid> "." <n> HFI1_STATS_NAME_SUFFIX.
+ * Anyone may make a file under that name before the process does: when
+ * another user's file holds it, the context takes
+ * HFI1_STATS_NAME_PREFIX <pid> "." <n> "." <tag> HFI1_STATS_NAME_SUFFIX,
+ * <tag> being HFI1_STATS_TAG_LEN random lowercase hex digits, and logs it.
+ */
 #define HFI1_STATS_NAME_PREFIX "libhfi1."
 #define HFI1_STATS_NAME_SUFFIX ".stats"
+#define HFI1_STATS_TAG_LEN 16
 
 /*
  * The counters of an MR cache (mr_cache.h), laid out here because the
@@ -87,9 +95,10 @@ int hfi1_stats_pid_start_time(long pid, uint64_t *start_time);
 struct stat;
 
 /*
- * A stats file's name, parsed into its pid and context number: false for
- * other names. Digits only, no sign, no leading '+' or spaces, as the
- * writer makes them.
+ * A stats file's name, either form, parsed into its pid and context
+ * number: false for other names. Digits only, no sign, no leading '+' or
+ * spaces; a tag of exactly HFI1_STATS_TAG_LEN lowercase hex digits: as
+ * the writer makes them.
  */
 bool hfi1_stats_parse_name(const char *name, long *pid, uint64_t *n);
 

@@ -3,7 +3,8 @@
  * The per-context stats file (stats.h, hfi1_stats_file.h).
  *
  * The file is made whole before anyone can take it for valid: it is
- * created empty (O_EXCL, so nothing already there is reused or followed),
+ * created empty (O_EXCL, so nothing already there is reused or followed;
+ * under a random name when another user took the usual one),
  * given its blocks, mapped, filled, and only then gets its magic, after a
  * release fence. A reader that sees the magic sees the rest of the header.
  */
@@ -16,7 +17,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <time.h>
 #include <sys/mman.h>
+#include <sys/random.h>
 #include <sys/stat.h>
 
 #include "stats.h"
@@ -27,6 +30,8 @@
 
 /* Names taken by files left behind (HFI1_STATS_KEEP=1, an exec()) skipped. */
 #define STATS_NAME_TRIES 64
+/* Random names tried when another user took ours: one would do. */
+#define STATS_TAG_TRIES 4
 
 struct hfi1_stats {
 	struct hfi1_stats_file *file; /* mapped, or calloc'd when private */
@@ -76,34 +81,115 @@ static bool env_switch(const char *name, bool dflt,
 	return dflt;
 }
 
+/* A new file for this process only: O_EXCL, so nothing already there
+ * is reused or followed. */
+static int stats_open_new(const char *path)
+{
+	return open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW,
+		    0600);
+}
+
+/* 64 bits that nobody can guess, short of a kernel without getrandom(). */
+static uint64_t stats_tag(void)
+{
+	struct timespec ts;
+	uint64_t v;
+
+	if (getrandom(&v, sizeof(v), 0) == sizeof(v))
+		return v;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ((uint64_t)ts.tv_sec << 32) ^ (uint64_t)ts.tv_nsec ^
+	       ((uint64_t)getpid() << 20) ^ (uint64_t)(uintptr_t)&v;
+}
+
 /*
- * Creates the next free libhfi1.<pid>.<n>.stats of @dir, mapped. Returns
- * the mapping with s->path and s->ctx_num set, or NULL with errno set.
+ * @dir's libhfi1.<pid>.<n>.stats, or with @tag libhfi1.<pid>.<n>.<tag>.stats,
+ * into @path (PATH_MAX); false when it does not fit.
  */
-static struct hfi1_stats_file *stats_create(struct hfi1_stats *s,
-					    const char *dir)
+static bool stats_name(char *path, const char *dir, pid_t pid, uint64_t n,
+		       const uint64_t *tag)
+{
+	int len;
+
+	if (tag)
+		len = snprintf(path, PATH_MAX,
+			       "%s/" HFI1_STATS_NAME_PREFIX
+			       "%ld.%llu.%0*llx" HFI1_STATS_NAME_SUFFIX,
+			       dir, (long)pid, (unsigned long long)n,
+			       HFI1_STATS_TAG_LEN, (unsigned long long)*tag);
+	else
+		len = snprintf(path, PATH_MAX,
+			       "%s/" HFI1_STATS_NAME_PREFIX
+			       "%ld.%llu" HFI1_STATS_NAME_SUFFIX,
+			       dir, (long)pid, (unsigned long long)n);
+	return len < PATH_MAX;
+}
+
+/*
+ * Another user's file holds @path, @s's name: anyone may make files in
+ * /dev/shm, under names they can predict, to keep this process from
+ * publishing or to have theirs read for its. The context takes a name
+ * of its own that nobody can guess, and says where it went. The new
+ * file's descriptor with @path changed to its name, or -1 with errno.
+ */
+static int stats_open_tagged(struct hfi1_stats *s, const char *dir, char *path,
+			     uid_t owner,
+			     void (*log)(void *, int, const char *), void *arg)
+{
+	char tagged[PATH_MAX];
+	uint64_t tag;
+	int fd = -1, i;
+
+	for (i = 0; i < STATS_TAG_TRIES; i++) {
+		tag = stats_tag();
+		if (!stats_name(tagged, dir, s->pid, s->ctx_num, &tag)) {
+			errno = ENAMETOOLONG;
+			return -1;
+		}
+		fd = stats_open_new(tagged);
+		if (fd >= 0 || errno != EEXIST)
+			break;
+	}
+	if (fd < 0)
+		return -1;
+	stats_log(
+		log, arg, STATS_LOG_WARN,
+		"%s belongs to uid %u, not to this process: its MR cache counters are in %s",
+		path, (unsigned int)owner, tagged);
+	memcpy(path, tagged, PATH_MAX);
+	return fd;
+}
+
+/*
+ * Creates the next free libhfi1.<pid>.<n>.stats of @dir (a tagged name
+ * when another user holds it), mapped. Returns the mapping with s->path
+ * and s->ctx_num set, or NULL with errno set.
+ */
+static struct hfi1_stats_file *
+stats_create(struct hfi1_stats *s, const char *dir,
+	     void (*log)(void *, int, const char *), void *arg)
 {
 	struct hfi1_stats_file *f;
 	char path[PATH_MAX];
+	struct stat st;
 	int fd = -1, err, i;
 
 	for (i = 0; i < STATS_NAME_TRIES; i++) {
 		s->ctx_num = atomic_fetch_add_explicit(&next_ctx_num, 1,
 						       memory_order_relaxed);
-		if (snprintf(path, sizeof(path),
-			     "%s/" HFI1_STATS_NAME_PREFIX
-			     "%ld.%llu" HFI1_STATS_NAME_SUFFIX,
-			     dir, (long)s->pid,
-			     (unsigned long long)s->ctx_num) >=
-		    (int)sizeof(path)) {
+		if (!stats_name(path, dir, s->pid, s->ctx_num, NULL)) {
 			errno = ENAMETOOLONG;
 			return NULL;
 		}
-		fd = open(path,
-			  O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW,
-			  0600);
+		fd = stats_open_new(path);
 		if (fd >= 0 || errno != EEXIST)
 			break;
+		/* A name of ours (a kept file of an earlier image of this
+		 * process) or gone again: the next number. */
+		if (lstat(path, &st) || st.st_uid == geteuid())
+			continue;
+		fd = stats_open_tagged(s, dir, path, st.st_uid, log, arg);
+		break;
 	}
 	if (fd < 0)
 		return NULL;
@@ -163,7 +249,7 @@ hfi1_stats_open(const char *device,
 			stats_log(log, arg, STATS_LOG_DEBUG,
 				  "no start time in /proc/self/stat: %s",
 				  strerror(err));
-		f = stats_create(s, dir);
+		f = stats_create(s, dir, log, arg);
 		if (!f && !atomic_exchange(&warned, true))
 			stats_log(
 				log, arg, STATS_LOG_WARN,

@@ -5,8 +5,10 @@
  * from outside the process.
  *
  * hfi1_stats_open() always gives counters: in a file of
- * $HFI1_STATS_DIR (default /dev/shm) named libhfi1.<pid>.<n>.stats, or,
- * with HFI1_STATS=0 or when the file cannot be made, in private memory.
+ * $HFI1_STATS_DIR (default /dev/shm) named libhfi1.<pid>.<n>.stats (or
+ * libhfi1.<pid>.<n>.<tag>.stats, a random tag, when another user's file
+ * holds that name), or, with HFI1_STATS=0 or when the file cannot be
+ * made, in private memory.
  * The file is created with mode 0600: its readers are the user who runs
  * the program (hfi1_mrstat) and root; nobody else needs a process's
  * registration pattern.
@@ -29,8 +31,9 @@ struct hfi1_stats;
  * The stats of a new context of device @device (its ibv name; truncated
  * to fit). @log, which may be NULL, gets one line (levels are
  * VERBS_LOG_*'s) the first time in the process that the file cannot be
- * made. NULL with errno ENOMEM only when even private memory cannot be
- * had.
+ * made, and one saying where the file went each time another user's file
+ * holds its name. NULL with errno ENOMEM only when even private memory
+ * cannot be had.
  */
 struct hfi1_stats *
 hfi1_stats_open(const char *device,

@@ -87,7 +87,16 @@ bool hfi1_stats_parse_name(const char *name, long *pid, uint64_t *n)
 	if (*p < '0' || *p > '9')
 		return false;
 	v = strtoull(p, &end, 10);
-	if (errno || strcmp(end, HFI1_STATS_NAME_SUFFIX))
+	if (errno)
+		return false;
+	p = end;
+	/* A tag: the writer's own name, when the first was taken. */
+	if (*p == '.' && strcmp(p, HFI1_STATS_NAME_SUFFIX)) {
+		if (strspn(p + 1, "0123456789abcdef") != HFI1_STATS_TAG_LEN)
+			return false;
+		p += 1 + HFI1_STATS_TAG_LEN;
+	}
+	if (strcmp(p, HFI1_STATS_NAME_SUFFIX))
 		return false;
 	*n = v;
 	return true;
@@ -102,7 +111,8 @@ int hfi1_stats_read(int dirfd, const char *name, struct hfi1_stats_file *f,
 	int fd, err;
 
 	if (!hfi1_stats_parse_name(name, &pid, &n)) {
-		snprintf(why, whylen, "not a libhfi1.<pid>.<n>.stats name");
+		snprintf(why, whylen,
+			 "not a libhfi1.<pid>.<n>[.<tag>].stats name");
 		return EINVAL;
 	}
 	/* O_NONBLOCK: a FIFO under the name must not hang us. */
