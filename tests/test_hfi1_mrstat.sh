@@ -196,24 +196,26 @@ check "-- CMD: an unusable directory fails before running" \
 	'[ "$RC" -eq 1 ] && grep -q "missing" <<<"$ERR"'
 
 # --- stale files and --clean ----------------------------------------------
-"$WRITER" --no-close
-dead=$(ls "$DIR")
-check "a process that dies without closing leaves its file" \
-	'[ "$(wc -w <<<"$dead")" -eq 1 ]'
-# Its copy under a live pid (this shell's) with another start time: the
-# pid was reused.
-reused=libhfi1.$$.0.stats
-cp -- "$DIR/$dead" "$DIR/$reused"
-patch "$DIR/$reused" $OFF_PID $$
-patch "$DIR/$reused" $OFF_START 1
-patch "$DIR/$reused" $OFF_CTX 0
-# Half made (no magic yet) by a live process, and by a dead one.
-head -c 216 /dev/zero >"$DIR/libhfi1.$$.1.stats"
-deadpid=${dead#libhfi1.}
-deadpid=${deadpid%%.*}
-head -c 216 /dev/zero >"$DIR/libhfi1.$deadpid.5.stats"
+# The live process first: a context's open removes the files of dead
+# processes, and this one's must not take those planted below.
 if hold; then
 	live=$(basename -- "$(head -1 "$HOLD_PATHS")")
+	"$WRITER" --no-close
+	dead=$(ls "$DIR" | grep -vxF -- "$live")
+	check "a process that dies without closing leaves its file" \
+		'[ "$(wc -w <<<"$dead")" -eq 1 ]'
+	# Its copy under a live pid (this shell's) with another start time:
+	# the pid was reused.
+	reused=libhfi1.$$.0.stats
+	cp -- "$DIR/$dead" "$DIR/$reused"
+	patch "$DIR/$reused" $OFF_PID $$
+	patch "$DIR/$reused" $OFF_START 1
+	patch "$DIR/$reused" $OFF_CTX 0
+	# Half made (no magic yet) by a live process, and by a dead one.
+	head -c 216 /dev/zero >"$DIR/libhfi1.$$.1.stats"
+	deadpid=${dead#libhfi1.}
+	deadpid=${deadpid%%.*}
+	head -c 216 /dev/zero >"$DIR/libhfi1.$deadpid.5.stats"
 	run
 	check "stale files are not listed, and are counted" \
 		'[ "$RC" -eq 0 ] && [ "$(grep -c "^pid " <<<"$OUT")" -eq 1 ] &&

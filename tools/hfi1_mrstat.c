@@ -330,19 +330,18 @@ static int show(const struct options *o, const char *dir, bool live)
 }
 
 /*
- * Removes the stats files of processes that are gone: valid files whose
- * pid is dead or has another start time, and unreadable ones whose
- * name's pid is dead (a crash between create and fill). A file of a live
- * process stays, kept (HFI1_STATS_KEEP=1) or half made.
+ * Removes the stats files of processes that are gone (hfi1_stats_stale()):
+ * root's --clean (hfi1-soft down runs it) removes every user's, anyone
+ * else's only their own, which are all they could remove from a sticky
+ * directory anyway. A file of a live process stays, kept
+ * (HFI1_STATS_KEEP=1) or half made, and so does anything that is not a
+ * regular file.
  */
 static int clean(const char *dir)
 {
+	uid_t owner = geteuid() ? geteuid() : (uid_t)-1;
 	int ret = 0, removed = 0;
 	struct dirent *de;
-	char why[160];
-	struct ctx c;
-	uint64_t n;
-	long pid;
 	DIR *d;
 
 	d = opendir(dir);
@@ -351,14 +350,8 @@ static int clean(const char *dir)
 		return 1;
 	}
 	while ((de = readdir(d))) {
-		if (!hfi1_stats_parse_name(de->d_name, &pid, &n))
+		if (!hfi1_stats_stale(dirfd(d), de->d_name, owner))
 			continue;
-		if (!load(dirfd(d), de->d_name, &c, why, sizeof(why))) {
-			if (hfi1_stats_pid_alive(pid, c.f.start_time))
-				continue;
-		} else if (hfi1_stats_pid_alive(pid, 0)) {
-			continue;
-		}
 		if (unlinkat(dirfd(d), de->d_name, 0) && errno != ENOENT) {
 			fprintf(stderr, "%s: %s/%s: %s\n", prog, dir,
 				de->d_name, strerror(errno));

@@ -14,7 +14,8 @@
  * header. Readers (hfi1_mrstat) must not trust it: they check st_size,
  * pread() a copy, and check magic, version and size before using it.
  * A process that dies without closing leaves its file; a reader tells it
- * by its pid being gone or by a start_time other than the pid's.
+ * by its pid being gone or by a start_time other than the pid's, and the
+ * next context its user opens removes it (hfi1_stats_stale()).
  *
  * The format is a leaf, as a uapi header is: system headers only, so that
  * a reader includes nothing else of the provider. The writer is stats.c
@@ -109,7 +110,7 @@ bool hfi1_stats_parse_name(const char *name, long *pid, uint64_t *n);
  * struct, is read with pread() (never mapped: a file truncated under a
  * mapping is SIGBUS), and must have the magic, version and size of this
  * build and a header that matches its name. 0, or an errno with the
- * reason in @why (@whylen bytes).
+ * reason in @why (@whylen bytes; NULL and 0 for none).
  */
 int hfi1_stats_read(int dirfd, const char *name, struct hfi1_stats_file *f,
 		    struct stat *st, char *why, size_t whylen);
@@ -123,5 +124,16 @@ bool hfi1_stats_pid_alive(long pid, uint64_t start_time);
  * pid that another user owns was put there by someone else. 0 or errno.
  */
 int hfi1_stats_pid_uid(long pid, uid_t *uid);
+
+/*
+ * May @name of @dirfd be removed as a file of a process that is gone?
+ * Only a regular file (never a link, a FIFO, ...) with a stats file's
+ * name, owned by @owner ((uid_t)-1: by anyone), and then: when its name's
+ * pid no longer runs, whole or half made; when that pid runs, only a
+ * whole file that says another start time (the pid was reused) and that
+ * the user of the process now at that pid owns. Never a file of a live
+ * process, nor one another user made under a live process's name.
+ */
+bool hfi1_stats_stale(int dirfd, const char *name, uid_t owner);
 
 #endif /* HFI1_STATS_FILE_H */

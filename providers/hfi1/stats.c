@@ -8,6 +8,7 @@
  * given its blocks, mapped, filled, and only then gets its magic, after a
  * release fence. A reader that sees the magic sees the rest of the header.
  */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -32,6 +33,8 @@
 #define STATS_NAME_TRIES 64
 /* Random names tried when another user took ours: one would do. */
 #define STATS_TAG_TRIES 4
+/* Files of dead processes one open removes at most; the next take the rest. */
+#define STATS_CLEAN_MAX 64
 
 struct hfi1_stats {
 	struct hfi1_stats_file *file; /* mapped, or calloc'd when private */
@@ -79,6 +82,36 @@ static bool env_switch(const char *name, bool dflt,
 	stats_log(log, arg, STATS_LOG_WARN, "%s=%s is not 0 or 1: ignored",
 		  name, v);
 	return dflt;
+}
+
+/*
+ * Removes from @dir files of this user's processes that are gone
+ * (hfi1_stats_stale()), which would otherwise pile up there: a process
+ * that exits without closing its contexts leaves them. A few readdir()
+ * entries and stats per file of this user: cheap enough for each open.
+ */
+static void stats_clean(const char *dir, void (*log)(void *, int, const char *),
+			void *arg)
+{
+	uid_t me = geteuid();
+	struct dirent *de;
+	int removed = 0;
+	DIR *d;
+
+	d = opendir(dir);
+	if (!d)
+		return;
+	while (removed < STATS_CLEAN_MAX && (de = readdir(d))) {
+		if (hfi1_stats_stale(dirfd(d), de->d_name, me) &&
+		    !unlinkat(dirfd(d), de->d_name, 0))
+			removed++;
+	}
+	closedir(d);
+	if (removed)
+		stats_log(
+			log, arg, STATS_LOG_DEBUG,
+			"removed %d stats file(s) of processes that are gone from %s",
+			removed, dir);
 }
 
 /* A new file for this process only: O_EXCL, so nothing already there
@@ -249,6 +282,10 @@ hfi1_stats_open(const char *device,
 			stats_log(log, arg, STATS_LOG_DEBUG,
 				  "no start time in /proc/self/stat: %s",
 				  strerror(err));
+		/* Files kept on purpose stay: hfi1_mrstat -- CMD reads those
+		 * of all CMD's processes once they are done. */
+		if (!s->keep)
+			stats_clean(dir, log, arg);
 		f = stats_create(s, dir, log, arg);
 		if (!f && !atomic_exchange(&warned, true))
 			stats_log(

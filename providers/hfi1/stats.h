@@ -11,7 +11,9 @@
  * made, in private memory.
  * The file is created with mode 0600: its readers are the user who runs
  * the program (hfi1_mrstat) and root; nobody else needs a process's
- * registration pattern.
+ * registration pattern. Unless HFI1_STATS_KEEP=1, the open first removes
+ * the files that the user's processes that are gone left in the
+ * directory.
  *
  * Writers of the counters and the limits use relaxed atomics, as the
  * cache does (mr_cache.h); nothing here takes a lock.

@@ -204,3 +204,28 @@ int hfi1_stats_pid_uid(long pid, uid_t *uid)
 	*uid = eff;
 	return 0;
 }
+
+bool hfi1_stats_stale(int dirfd, const char *name, uid_t owner)
+{
+	struct hfi1_stats_file f;
+	struct stat st;
+	uint64_t n;
+	uid_t uid;
+	long pid;
+
+	if (!hfi1_stats_parse_name(name, &pid, &n))
+		return false;
+	if (fstatat(dirfd, name, &st, AT_SYMLINK_NOFOLLOW) ||
+	    !S_ISREG(st.st_mode) || (owner != (uid_t)-1 && st.st_uid != owner))
+		return false;
+	/* Whatever it holds: a crash between create and fill leaves zeros. */
+	if (!hfi1_stats_pid_alive(pid, 0))
+		return true;
+	if (hfi1_stats_read(dirfd, name, &f, &st, NULL, 0) ||
+	    (owner != (uid_t)-1 && st.st_uid != owner))
+		return false;
+	/* Without a start time it cannot be told from the live process's. */
+	if (!f.start_time || hfi1_stats_pid_alive(pid, f.start_time))
+		return false;
+	return !hfi1_stats_pid_uid(pid, &uid) && uid == st.st_uid;
+}
