@@ -10,8 +10,10 @@
 # Everything happens in a private HFI1_STATS_DIR. Checks: -p and --json of
 # a live process, the -- CMD mode (children, exit status, signals, its
 # directory removed), --clean of stale files (dead pid, start time of
-# another process) but not of live ones, and bad files skipped with a
-# message (truncated, garbage, another version, a FIFO, a symlink).
+# another process) but not of live ones, bad files skipped with a
+# message (truncated, garbage, another version, a FIFO, a symlink), and,
+# as root, files user nobody makes under the names of root's processes:
+# not shown as theirs, and not keeping a process from publishing.
 # Prints one line per check and "N passed, N failed"; exits 1 on a failure.
 
 # Checks are shell expressions in single quotes, evaluated by check():
@@ -272,6 +274,90 @@ if [ -n "${live:-}" ] && [ -e "$DIR/$live" ]; then
 		 [ -e "$DIR/libhfi1.junk.stats" ] && [ -e "$DIR/$live" ]'
 else
 	fail "a live file to spoil"
+fi
+
+# --- another user's files under a process's names -------------------------
+# User nobody makes files in a directory anyone may write, as /dev/shm is,
+# under the names of root's processes: of one that runs, and of one that
+# is about to start, with the start time it will have (exec keeps it).
+
+as_nobody()
+{
+	if command -v setpriv >/dev/null; then
+		setpriv --reuid=nobody --regid=nogroup --clear-groups -- "$@"
+	else
+		runuser -u nobody -- "$@"
+	fi
+}
+
+# forge DIR PID START N...: as user nobody, DIR/libhfi1.PID.N.stats for
+# each N, whole files that say PID, START and N, with 666 hits.
+forge()
+{
+	as_nobody "$PYTHON" -c 'import os, struct, sys
+d, pid, start = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+for n in map(int, sys.argv[4:]):
+    head = struct.pack("<8sIIQQQ64sQQQQ", b"HFI1STAT", 1, 216, pid, start,
+                       n, b"hfi1_test", 0, 1, 1024, 0)
+    body = struct.pack("<10Q", 666, 1, 0, 0, 0, 0, 0, 0, 0, 0)
+    fd = os.open(os.path.join(d, "libhfi1.%d.%d.stats" % (pid, n)),
+                 os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+    os.write(fd, head + body)
+    os.close(fd)' "$@"
+}
+
+start_time()
+{
+	awk '{ print $22 }' "/proc/$1/stat"
+}
+
+if [ "$(id -u)" -ne 0 ] || ! id nobody >/dev/null 2>&1; then
+	skip "another user's files: needs root and a user nobody"
+else
+	chmod 0755 "$TMP"
+	SHM=$TMP/shm
+	mkdir -m 1777 "$SHM"
+	NOBODY=$(id -u nobody)
+
+	export HFI1_STATS_DIR=$SHM
+	if hold; then
+		forge "$SHM" "$HOLDER" "$(start_time "$HOLDER")" 7
+		run -p "$HOLDER"
+		check "a file another user made for a running process is not shown" \
+			'[ "$RC" -eq 0 ] && [ "$(grep -c "^pid " <<<"$OUT")" -eq 1 ] &&
+			 line_is hits 90 && ! grep -q 666 <<<"$OUT"'
+		check "... but skipped, with a message that says whose it is" \
+			'grep -q "libhfi1.$HOLDER.7.stats: owned by uid $NOBODY, not by uid 0, the user of pid $HOLDER, skipped" <<<"$ERR"'
+	else
+		fail "the writer holds its context"
+	fi
+
+	# Every name the writer would try, taken before it starts.
+	mkfifo "$TMP/go"
+	bash -c 'read -r _ <"$1"; exec "$2" --hold' _ "$TMP/go" "$WRITER" \
+		>"$TMP/victim.out" 2>"$TMP/victim.err" &
+	VICTIM=$!
+	HOLDERS+=("$VICTIM")
+	# shellcheck disable=SC2046 # the numbers, one word each
+	forge "$SHM" "$VICTIM" "$(start_time "$VICTIM")" $(seq 0 63)
+	echo go >"$TMP/go"
+	end=$((SECONDS + 30))
+	while [ ! -s "$TMP/victim.out" ] && [ $SECONDS -lt $end ] &&
+		kill -0 "$VICTIM" 2>/dev/null; do
+		sleep 0.05
+	done
+	vpath=$(head -1 "$TMP/victim.out")
+	check "a process whose names another user took still publishes" \
+		'[[ $vpath == "$SHM/libhfi1.$VICTIM.0."*".stats" ]] &&
+		 [ "$(stat -c %u:%a -- "$vpath")" = 0:600 ] ||
+		 { echo "    the writer says: $vpath $(cat "$TMP/victim.err")"; false; }'
+	check "... and logs where its counters went" \
+		'grep -qF "libhfi1.$VICTIM.0.stats belongs to uid $NOBODY, not to this process: its MR cache counters are in $vpath" "$TMP/victim.err"'
+	run -p "$VICTIM" --json
+	check "... where hfi1_mrstat -p finds them, and not the planted ones" \
+		'[ "$RC" -eq 0 ] && json "len(j[\"contexts\"]) == 1 and j[\"contexts\"][0][\"file\"] == \"$vpath\" and j[\"contexts\"][0][\"counters\"][\"hits\"] == 90" &&
+		 [ "$(grep -c "owned by uid $NOBODY" <<<"$ERR")" -eq 64 ]'
+	export HFI1_STATS_DIR=$DIR
 fi
 
 # --- usage ------------------------------------------------------------------

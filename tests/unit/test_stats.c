@@ -6,7 +6,8 @@
  * pread()); close removing the file or, with HFI1_STATS_KEEP=1, leaving
  * it marked closed; HFI1_STATS=0 making nothing; the fallback to private
  * counters when the directory is unusable, logged once; names already
- * taken skipped; and a forked child's close leaving the parent's file.
+ * taken skipped, and a random one taken, and logged, when another user
+ * holds the name; and a forked child's close leaving the parent's file.
  *
  * Each test gets a fresh HFI1_STATS_DIR of its own.
  */
@@ -394,6 +395,70 @@ static void test_taken_name_skipped(void **state)
 }
 
 /*
+ * A name another user's file holds (anyone may make files in /dev/shm,
+ * under names they can predict): the context takes a random one of its
+ * own, new and 0600, keeps its number, and logs where it went. Root only:
+ * the file must belong to someone else.
+ */
+static void test_name_taken_by_another_user(void **state)
+{
+	struct fixture *fx = *state;
+	struct hfi1_stats_file copy;
+	struct log_capture lc = {};
+	char taken[PATH_MAX], want[PATH_MAX + 128];
+	struct hfi1_stats *s1, *s2;
+	const char *path, *tag;
+	struct stat st;
+	uint64_t n;
+	int fd;
+
+	if (geteuid() != 0)
+		skip();
+	s1 = hfi1_stats_open("hfi1_0", NULL, NULL);
+	assert_non_null(s1);
+	n = hfi1_stats_ctx_num(s1) + 1;
+	snprintf(taken, sizeof(taken), "%s/libhfi1.%d.%llu.stats", fx->dir,
+		 (int)getpid(), (unsigned long long)n);
+	fd = open(taken, O_CREAT | O_EXCL | O_WRONLY, 0644);
+	assert_true(fd >= 0);
+	assert_int_equal(fchown(fd, 65534, 65534), 0);
+	close(fd);
+
+	s2 = hfi1_stats_open("hfi1_0", capture_log, &lc);
+	assert_non_null(s2);
+	assert_int_equal(hfi1_stats_ctx_num(s2), n);
+	path = hfi1_stats_path(s2);
+	assert_non_null(path);
+	/* <dir>/libhfi1.<pid>.<n>.<16 hex digits>.stats */
+	assert_int_equal(strncmp(path, taken, strlen(taken) - 5), 0);
+	tag = path + strlen(taken) - 5;
+	assert_int_equal(strspn(tag, "0123456789abcdef"), HFI1_STATS_TAG_LEN);
+	assert_string_equal(tag + HFI1_STATS_TAG_LEN, ".stats");
+	assert_int_equal(lstat(path, &st), 0);
+	assert_true(S_ISREG(st.st_mode));
+	assert_int_equal(st.st_mode & 07777, 0600);
+	assert_int_equal(st.st_uid, 0);
+	read_file(path, &copy);
+	assert_int_equal(copy.pid, getpid());
+	assert_int_equal(copy.ctx_num, n);
+
+	assert_int_equal(lc.warnings, 1);
+	snprintf(
+		want, sizeof(want),
+		"%s belongs to uid 65534, not to this process: its MR cache counters are in %s",
+		taken, path);
+	assert_string_equal(lc.last, want);
+
+	hfi1_stats_close(s2);
+	hfi1_stats_close(s1);
+	/* Only the stranger stays, untouched. */
+	assert_int_equal(count_files(fx->dir), 1);
+	assert_int_equal(lstat(taken, &st), 0);
+	assert_int_equal(st.st_uid, 65534);
+	assert_int_equal(st.st_size, 0);
+}
+
+/*
  * The child checks without cmocka (it would unwind into the child's copy
  * of the runner) and answers through its exit status: the step that
  * failed, 0 when none did.
@@ -473,6 +538,8 @@ int main(void)
 						setup, teardown),
 		cmocka_unit_test_setup_teardown(test_taken_name_skipped, setup,
 						teardown),
+		cmocka_unit_test_setup_teardown(test_name_taken_by_another_user,
+						setup, teardown),
 		cmocka_unit_test_setup_teardown(test_fork_child_close, setup,
 						teardown),
 	};
