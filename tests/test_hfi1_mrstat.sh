@@ -11,9 +11,11 @@
 # a live process, the -- CMD mode (children, exit status, signals, its
 # directory removed), --clean of stale files (dead pid, start time of
 # another process) but not of live ones, bad files skipped with a
-# message (truncated, garbage, another version, a FIFO, a symlink), and,
-# as root, files user nobody makes under the names of root's processes:
-# not shown as theirs, and not keeping a process from publishing.
+# message (truncated, garbage, another version, a FIFO, a symlink), the
+# next context's open removing a dead process's file, and, as root, files
+# user nobody makes under the names of root's processes: not shown as
+# theirs, not keeping a process from publishing, removed by --clean only
+# when their pid is gone (nobody's --clean: only nobody's).
 # Prints one line per check and "N passed, N failed"; exits 1 on a failure.
 
 # Checks are shell expressions in single quotes, evaluated by check():
@@ -236,6 +238,20 @@ else
 	fail "the writer holds its context"
 fi
 
+# --- the next context's open removes the files of dead processes ----------
+OPEN_DIR=$TMP/open
+mkdir "$OPEN_DIR"
+HFI1_STATS_DIR=$OPEN_DIR "$WRITER" --no-close
+first=$(ls "$OPEN_DIR")
+HFI1_STATS_DIR=$OPEN_DIR "$WRITER" --no-close
+second=$(ls "$OPEN_DIR" | grep -vxF -- "$first")
+check "the next context's open removes a dead process's file" \
+	'[ -n "$first" ] && [ ! -e "$OPEN_DIR/$first" ] &&
+	 [ "$(wc -w <<<"$second")" -eq 1 ]'
+HFI1_STATS_KEEP=1 HFI1_STATS_DIR=$OPEN_DIR "$WRITER" --no-close
+check "... but not with HFI1_STATS_KEEP=1" \
+	'[ -e "$OPEN_DIR/$second" ] && [ "$(ls "$OPEN_DIR" | wc -l)" -eq 2 ]'
+
 # --- bad files are skipped, with a message --------------------------------
 if [ -n "${live:-}" ] && [ -e "$DIR/$live" ]; then
 	head -c 20 -- "$DIR/$live" >"$DIR/libhfi1.$$.10.stats"
@@ -357,6 +373,38 @@ else
 	check "... where hfi1_mrstat -p finds them, and not the planted ones" \
 		'[ "$RC" -eq 0 ] && json "len(j[\"contexts\"]) == 1 and j[\"contexts\"][0][\"file\"] == \"$vpath\" and j[\"contexts\"][0][\"counters\"][\"hits\"] == 90" &&
 		 [ "$(grep -c "owned by uid $NOBODY" <<<"$ERR")" -eq 64 ]'
+
+	# What goes when: the writer that was about to start is gone now, and
+	# so is a process of root's that did not close.
+	kill -TERM "$VICTIM"
+	wait "$VICTIM"
+	"$WRITER" --no-close
+	rdead=$(ls "$SHM" | grep -vF -e ".$HOLDER." -e ".$VICTIM.")
+	check "a context's open leaves another user's files" \
+		'[ "$(ls "$SHM" | grep -c "^libhfi1\.$VICTIM\.")" -eq 64 ]'
+	as_nobody ln -s -- "$SHM/$rdead" "$SHM/libhfi1.$VICTIM.99.stats"
+	forge "$SHM" "$HOLDER" 1 8
+	mkdir -p "$TMP/bin" && cp -- "$MRSTAT" "$TMP/bin/" &&
+		chmod 0755 "$TMP/bin/hfi1_mrstat"
+	OUT=$(as_nobody "$TMP/bin/hfi1_mrstat" --clean 2>"$TMP/stderr")
+	RC=$?
+	ERR=$(cat "$TMP/stderr")
+	check "--clean by another user removes that user's files of dead processes" \
+		'[ "$RC" -eq 0 ] && grep -q "^64 stale" <<<"$OUT" &&
+		 [ -z "$(ls "$SHM" | grep "^libhfi1\.$VICTIM\.[0-9]*\.stats$" | grep -v "\.99\.")" ] ||
+		 { echo "    $OUT $ERR"; false; }'
+	check "... and leaves root's, a link, and those of live pids" \
+		'[ -f "$SHM/$rdead" ] && [ -L "$SHM/libhfi1.$VICTIM.99.stats" ] &&
+		 [ -f "$SHM/libhfi1.$HOLDER.7.stats" ] &&
+		 [ -f "$SHM/libhfi1.$HOLDER.8.stats" ]'
+	run --clean
+	check "--clean by root removes root's file of a dead process" \
+		'[ "$RC" -eq 0 ] && [ ! -e "$SHM/$rdead" ] && grep -q "^1 stale" <<<"$OUT"'
+	check "... but not a link, nor another user's files under a live pid" \
+		'[ -L "$SHM/libhfi1.$VICTIM.99.stats" ] &&
+		 [ -f "$SHM/libhfi1.$HOLDER.7.stats" ] &&
+		 [ -f "$SHM/libhfi1.$HOLDER.8.stats" ] &&
+		 [ -f "$(head -1 "$HOLD_PATHS")" ]'
 	export HFI1_STATS_DIR=$DIR
 fi
 

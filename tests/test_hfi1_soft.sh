@@ -118,6 +118,11 @@ chmod 0755 "$TMP"
 # Not made yet: up makes it, and the last down must remove it.
 RUNDIR=$TMP/run
 export HFI1_SOFT_RUNDIR=$RUNDIR
+# down removes the MR cache stats files of dead processes: here, only those
+# this test makes, never the machine's (/dev/shm). Anyone may write it.
+STATS=$TMP/stats
+mkdir -m 1777 "$STATS"
+export HFI1_STATS_DIR=$STATS
 MADE_NODES=()
 
 cleanup()
@@ -552,7 +557,36 @@ check "undone, the rundir is used again" \
 
 # --- down -------------------------------------------------------------------
 
+# [as_nobody] "$PYTHON" -c "$STATS_FILE" NAME PID START: a whole MR cache
+# stats file (hfi1_mrstat(1)). The system's python: nobody may run it.
+PYTHON=/usr/bin/python3
+STATS_FILE='import struct, sys
+with open(sys.argv[1], "xb") as f:
+    f.write(struct.pack("<8sIIQQQ64sQQQQ10Q", b"HFI1STAT", 1, 216,
+                        int(sys.argv[2]), int(sys.argv[3]), 0,
+                        b"hfi1_0", 0, 1, 1024, 0, *range(10)))'
+bash -c 'exit 0' &
+DEAD=$!
+wait "$DEAD"
+SELF_START=$(awk '{ print $22 }' "/proc/$$/stat")
+"$PYTHON" -c "$STATS_FILE" "$STATS/libhfi1.$DEAD.0.stats" "$DEAD" 1
+as_nobody "$PYTHON" -c "$STATS_FILE" "$STATS/libhfi1.$DEAD.1.stats" "$DEAD" 1
+head -c 216 /dev/zero >"$STATS/libhfi1.$DEAD.2.stats"
+echo target >"$TMP/stats-target"
+ln -s -- "$TMP/stats-target" "$STATS/libhfi1.$DEAD.3.stats"
+"$PYTHON" -c "$STATS_FILE" "$STATS/libhfi1.$$.0.stats" $$ "$SELF_START"
+# Another user's, under this live pid, says another start time.
+as_nobody "$PYTHON" -c "$STATS_FILE" "$STATS/libhfi1.$$.1.stats" $$ 1
+
 run down --name hfi1_1
+check "down removes the stats files of dead processes, any user's" \
+	'[ "$RC" -eq 0 ] && [ ! -e "$STATS/libhfi1.$DEAD.0.stats" ] &&
+	 [ ! -e "$STATS/libhfi1.$DEAD.1.stats" ] &&
+	 [ ! -e "$STATS/libhfi1.$DEAD.2.stats" ] &&
+	 says "removed $STATS/libhfi1.$DEAD.0.stats"'
+check "... but not a link, nor a live process's, nor another user's under its pid" \
+	'[ -L "$STATS/libhfi1.$DEAD.3.stats" ] && value_is "$TMP/stats-target" target &&
+	 [ -f "$STATS/libhfi1.$$.0.stats" ] && [ -f "$STATS/libhfi1.$$.1.stats" ]'
 check "down --name hfi1_1 removes its node, tree and record" \
 	'[ "$RC" -eq 0 ] && [ ! -e "$DEVDIR/uverbs$N1" ] &&
 	      [ ! -e "$RUNDIR/sys/class/infiniband/hfi1_1" ] &&

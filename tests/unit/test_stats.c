@@ -7,7 +7,9 @@
  * it marked closed; HFI1_STATS=0 making nothing; the fallback to private
  * counters when the directory is unusable, logged once; names already
  * taken skipped, and a random one taken, and logged, when another user
- * holds the name; and a forked child's close leaving the parent's file.
+ * holds the name; a forked child's close leaving the parent's file; and
+ * a context's open removing the files of this user's dead processes, and
+ * nothing else, a bounded number at a time, none with HFI1_STATS_KEEP=1.
  *
  * Each test gets a fresh HFI1_STATS_DIR of its own.
  */
@@ -458,6 +460,153 @@ static void test_name_taken_by_another_user(void **state)
 	assert_int_equal(st.st_size, 0);
 }
 
+/* A pid that ran and is gone: a child's, reaped. */
+static pid_t dead_pid(void)
+{
+	pid_t pid = fork();
+	int status;
+
+	assert_true(pid >= 0);
+	if (pid == 0)
+		_exit(0);
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	return pid;
+}
+
+/* @dir/libhfi1.<pid>.<n>.stats: a whole file that says @pid, @n and
+ * @start_time, owned by @uid. */
+static void plant(const char *dir, pid_t pid, uint64_t n, uint64_t start_time,
+		  uid_t uid)
+{
+	struct hfi1_stats_file f = { .version = HFI1_STATS_VERSION,
+				     .size = sizeof(f),
+				     .pid = pid,
+				     .start_time = start_time,
+				     .ctx_num = n,
+				     .device = "hfi1_0" };
+	char path[PATH_MAX];
+	int fd;
+
+	memcpy(f.magic, HFI1_STATS_MAGIC, sizeof(f.magic));
+	snprintf(path, sizeof(path), "%s/libhfi1.%d.%llu.stats", dir, (int)pid,
+		 (unsigned long long)n);
+	fd = open(path, O_CREAT | O_EXCL | O_WRONLY, 0600);
+	assert_true(fd >= 0);
+	assert_int_equal(write(fd, &f, sizeof(f)), sizeof(f));
+	if (uid != geteuid())
+		assert_int_equal(fchown(fd, uid, uid), 0);
+	close(fd);
+}
+
+static bool exists(const char *dir, pid_t pid, uint64_t n)
+{
+	char path[PATH_MAX];
+	struct stat st;
+
+	snprintf(path, sizeof(path), "%s/libhfi1.%d.%llu.stats", dir, (int)pid,
+		 (unsigned long long)n);
+	return !lstat(path, &st);
+}
+
+/*
+ * A context's open removes the files of this user's processes that are
+ * gone: whole or half made when the pid is gone, a whole one that says
+ * another start time than the process now at its pid (its user's). It
+ * leaves a live process's file, one without a start time, anything but a
+ * regular file, and (as root) another user's.
+ */
+static void test_open_removes_dead_files(void **state)
+{
+	struct fixture *fx = *state;
+	char path[PATH_MAX], target[PATH_MAX];
+	pid_t dead = dead_pid(), me = getpid();
+	uint64_t start_time;
+	struct hfi1_stats *s;
+	int fd;
+
+	assert_int_equal(hfi1_stats_pid_start_time(me, &start_time), 0);
+	plant(fx->dir, dead, 0, start_time, geteuid());
+	snprintf(path, sizeof(path), "%s/libhfi1.%d.1.stats", fx->dir,
+		 (int)dead);
+	fd = open(path, O_CREAT | O_EXCL | O_WRONLY, 0600); /* half made */
+	assert_true(fd >= 0);
+	close(fd);
+	plant(fx->dir, me, 900, start_time + 1, geteuid()); /* pid reused */
+	plant(fx->dir, me, 901, start_time, geteuid()); /* a live one */
+	plant(fx->dir, me, 902, 0, geteuid()); /* cannot be told */
+	snprintf(target, sizeof(target), "%s/target", fx->dir);
+	fd = open(target, O_CREAT | O_EXCL | O_WRONLY, 0600);
+	assert_true(fd >= 0);
+	close(fd);
+	snprintf(path, sizeof(path), "%s/libhfi1.%d.2.stats", fx->dir,
+		 (int)dead);
+	assert_int_equal(symlink(target, path), 0);
+	snprintf(path, sizeof(path), "%s/libhfi1.%d.3.stats", fx->dir,
+		 (int)dead);
+	assert_int_equal(mkfifo(path, 0600), 0);
+	if (geteuid() == 0) {
+		plant(fx->dir, dead, 4, 1, 65534);
+		plant(fx->dir, me, 903, start_time + 1, 65534);
+	}
+
+	s = hfi1_stats_open("hfi1_0", NULL, NULL);
+	assert_non_null(s);
+	assert_false(exists(fx->dir, dead, 0));
+	assert_false(exists(fx->dir, dead, 1));
+	assert_false(exists(fx->dir, me, 900));
+	assert_true(exists(fx->dir, me, 901));
+	assert_true(exists(fx->dir, me, 902));
+	assert_true(exists(fx->dir, dead, 2));
+	assert_int_equal(access(target, F_OK), 0);
+	assert_true(exists(fx->dir, dead, 3));
+	if (geteuid() == 0) {
+		assert_true(exists(fx->dir, dead, 4));
+		assert_true(exists(fx->dir, me, 903));
+	}
+	hfi1_stats_close(s);
+}
+
+/* Files kept on purpose stay: hfi1_mrstat -- CMD reads them after. */
+static void test_open_keep_removes_nothing(void **state)
+{
+	struct fixture *fx = *state;
+	struct hfi1_stats *s;
+	pid_t dead = dead_pid();
+
+	plant(fx->dir, dead, 0, 1, geteuid());
+	setenv("HFI1_STATS_KEEP", "1", 1);
+	s = hfi1_stats_open("hfi1_0", NULL, NULL);
+	assert_non_null(s);
+	assert_true(exists(fx->dir, dead, 0));
+	hfi1_stats_close(s);
+	unsetenv("HFI1_STATS_KEEP");
+	s = hfi1_stats_open("hfi1_0", NULL, NULL);
+	assert_non_null(s);
+	assert_false(exists(fx->dir, dead, 0));
+	hfi1_stats_close(s);
+}
+
+/* An open removes a bounded number; the next ones take the rest. */
+static void test_open_removes_a_bounded_number(void **state)
+{
+	struct fixture *fx = *state;
+	struct hfi1_stats *s;
+	pid_t dead = dead_pid();
+	int i;
+
+	for (i = 0; i < 100; i++)
+		plant(fx->dir, dead, i, 1, geteuid());
+	s = hfi1_stats_open("hfi1_0", NULL, NULL);
+	assert_non_null(s);
+	/* 64 of them removed, and this context's file made. */
+	assert_int_equal(count_files(fx->dir), 100 - 64 + 1);
+	hfi1_stats_close(s);
+	s = hfi1_stats_open("hfi1_0", NULL, NULL);
+	assert_non_null(s);
+	assert_int_equal(count_files(fx->dir), 1);
+	hfi1_stats_close(s);
+}
+
 /*
  * The child checks without cmocka (it would unwind into the child's copy
  * of the runner) and answers through its exit status: the step that
@@ -540,6 +689,12 @@ int main(void)
 						teardown),
 		cmocka_unit_test_setup_teardown(test_name_taken_by_another_user,
 						setup, teardown),
+		cmocka_unit_test_setup_teardown(test_open_removes_dead_files,
+						setup, teardown),
+		cmocka_unit_test_setup_teardown(test_open_keep_removes_nothing,
+						setup, teardown),
+		cmocka_unit_test_setup_teardown(
+			test_open_removes_a_bounded_number, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_fork_child_close, setup,
 						teardown),
 	};
