@@ -7,11 +7,21 @@
  */
 #include <errno.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "backend.h"
 #include "evloop.h"
 #include "mr.h"
 #include "verbs.h"
+
+void hfi1_log_line(void *arg, int level, const char *msg)
+{
+	struct hfi1_context *ctx = arg;
+	size_t len = strlen(msg);
+
+	hfi1_log(ctx, level, "%s%s", msg,
+		 len && msg[len - 1] == '\n' ? "" : "\n");
+}
 
 struct verbs_context *hfi1_alloc_context(struct ibv_device *ibdev, int cmd_fd,
 					 void *private_data)

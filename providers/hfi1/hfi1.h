@@ -140,6 +140,13 @@ static inline struct hfi1_pd *to_hfi1_pd(struct ibv_pd *ibpd)
 	return container_of(ibpd, struct hfi1_pd, ibv_pd);
 }
 
+/*
+ * A log callback for the parts below the provider, which know no context
+ * (the MR cache, the stats file, the environment, the soft HFI): @arg is
+ * the context, @level a VERBS_LOG_* level, @msg one line. context.c.
+ */
+void hfi1_log_line(void *arg, int level, const char *msg);
+
 /* Is this device ours (as mlx5dv's is_mlx5_dev())? For hfi1dv. */
 bool hfi1_is_hfi1_dev(struct ibv_device *ibdev);
 

@@ -496,15 +496,6 @@ err:
 
 /* --- the context's cache --- */
 
-static void mrc_log(void *arg, int level, const char *msg)
-{
-	struct hfi1_context *ctx = arg;
-	size_t len = strlen(msg);
-
-	hfi1_log(ctx, level, "%s%s", msg,
-		 len && msg[len - 1] == '\n' ? "" : "\n");
-}
-
 /*
  * The driver raised an event bit (the event thread's callback for its
  * event fd): apply the cache's pending invalidations now, so that an
@@ -547,17 +538,17 @@ int hfi1_mr_init(struct hfi1_context *ctx)
 		goto err_history_lock;
 	}
 	/* The counters live in the stats file hfi1_mrstat(1) reads. */
-	mrs->stats = hfi1_stats_open(ctx->ibv_ctx.context.device->name, mrc_log,
-				     ctx);
+	mrs->stats = hfi1_stats_open(ctx->ibv_ctx.context.device->name,
+				     hfi1_log_line, ctx);
 	if (!mrs->stats) {
 		ret = ENOMEM;
 		goto err_history;
 	}
 
 	mrs->mrc_ops.invalidated = mr_invalidated;
-	mrs->mrc_ops.log = mrc_log;
+	mrs->mrc_ops.log = hfi1_log_line;
 	mrs->mrc_ops.arg = ctx;
-	hfi1_env_mr_cache_limits(&limits, mrc_log, ctx);
+	hfi1_env_mr_cache_limits(&limits, hfi1_log_line, ctx);
 	mrs->mrc =
 		hfi1_mrc_create(ctx->drv, &limits,
 				hfi1_stats_counters(mrs->stats), &mrs->mrc_ops);
