@@ -28,6 +28,8 @@ fi
 
 unset SYSFS_PATH RDMAV_DRIVERS
 RUNDIR=$(mktemp -d "${TMPDIR:-/tmp}/hfi1-soft-test.XXXXXX") || exit 1
+# Readable by every user, as /run/hfi1-soft is: some tests drop to nobody.
+chmod 0755 "$RUNDIR"
 export HFI1_SOFT_RUNDIR=$RUNDIR
 cleanup()
 {

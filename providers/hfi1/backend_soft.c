@@ -28,13 +28,21 @@ struct hfi1_port_watch {
 	enum ibv_port_state last_state;
 };
 
+/* What the soft backend keeps for a context: ctx->backend_priv. */
+struct hfi1_soft_ctx {
+	struct hfi1_port_watch pw;
+	/* The uverbs command channel behind cmd_fd; NULL without one. */
+	struct softhfi_uverbs *uverbs;
+};
+
 /*
  * The soft HFI never keeps the fd libibverbs opened: it is /dev/null opened
  * read-write, whose write() "succeeds" without answering, and generic
  * libibverbs code (ibv_create_comp_channel, for one) would trust the
  * response it never got. /dev/null opened read-only fails every command
  * with EBADF and every ioctl with ENOTTY, which makes libibverbs read GIDs
- * and P_Keys from the device tree.
+ * and P_Keys from the device tree. The context starts with it, and open()
+ * puts the command channel in its place where FUSE can be had.
  */
 static int hfi1_soft_cmd_fd(int cmd_fd)
 {
@@ -216,31 +224,60 @@ static const struct verbs_context_ops hfi1_soft_ctx_ops = {
 	.rereg_mr = hfi1_rereg_mr,
 };
 
+/*
+ * The command channel takes the place of the read-only /dev/null that
+ * hfi1_soft_cmd_fd() gave the context, on the same fd number (dup3), so
+ * that context->cmd_fd stays what libibverbs knows. Without it (no usable
+ * FUSE, which softhfi_uverbs_open() logs) the context keeps /dev/null:
+ * completion channels fail with EBADF, and nothing else needs it.
+ */
+static void open_cmd_channel(struct hfi1_context *ctx,
+			     struct hfi1_soft_ctx *sctx)
+{
+	int fd;
+
+	sctx->uverbs = softhfi_uverbs_open(hfi1_log_line, ctx);
+	if (!sctx->uverbs)
+		return;
+	fd = softhfi_uverbs_fd(sctx->uverbs);
+	if (dup3(fd, ctx->ibv_ctx.context.cmd_fd, O_CLOEXEC) < 0) {
+		hfi1_warn(ctx, "cannot install the command channel: %s\n",
+			  strerror(errno));
+		softhfi_uverbs_close(sctx->uverbs);
+		sctx->uverbs = NULL;
+	}
+	close(fd);
+}
+
 static void hfi1_soft_close(struct hfi1_context *ctx)
 {
-	struct hfi1_port_watch *pw = ctx->backend_priv;
+	struct hfi1_soft_ctx *sctx = ctx->backend_priv;
 
-	if (!pw)
+	if (!sctx)
 		return;
-	if (pw->inotify_fd >= 0)
-		close(pw->inotify_fd);
-	free(pw);
+	/* cmd_fd, still open, fails every command from now on. */
+	softhfi_uverbs_close(sctx->uverbs);
+	if (sctx->pw.inotify_fd >= 0)
+		close(sctx->pw.inotify_fd);
+	free(sctx);
 	ctx->backend_priv = NULL;
 }
 
 static int hfi1_soft_open(struct hfi1_context *ctx)
 {
+	struct hfi1_soft_ctx *sctx;
 	struct hfi1_port_watch *pw;
 	int ret;
 
 	/* One completion vector: the soft HFI's engine thread. */
 	ctx->ibv_ctx.context.num_comp_vectors = 1;
-	pw = calloc(1, sizeof(*pw));
-	if (!pw)
+	sctx = calloc(1, sizeof(*sctx));
+	if (!sctx)
 		return ENOMEM;
+	pw = &sctx->pw;
 	pw->ctx = ctx;
 	pw->inotify_fd = -1;
-	ctx->backend_priv = pw;
+	ctx->backend_priv = sctx;
 
 	/* Before anything is read from it: softdev.c, "Whose tree". */
 	ret = hfi1_soft_check_tree(ctx);
@@ -255,6 +292,7 @@ static int hfi1_soft_open(struct hfi1_context *ctx)
 	ret = hfi1_evloop_add(ctx->evloop, pw->inotify_fd, handle_inotify, pw);
 	if (ret)
 		goto err_drv;
+	open_cmd_channel(ctx, sctx);
 	return 0;
 
 err_drv:

@@ -76,4 +76,24 @@ void softhfi_get_stats(struct hfi1_drv *drv, struct softhfi_stats *stats);
 /* Pages pinned by all soft contexts of this process (hfi1's pinned_vm). */
 uint64_t softhfi_process_pinned_pages(void);
 
+/*
+ * The uverbs command channel (uverbs_main.c): a file on a FUSE mount,
+ * served by a thread of this process, that answers the uverbs commands
+ * generic libibverbs code writes to a context's cmd_fd (first of all
+ * CREATE_COMP_CHANNEL), as the kernel's uverbs device would. NULL with
+ * errno set when no FUSE mount can be had; @log (VERBS_LOG_* levels, may
+ * be NULL) then gets one line saying why.
+ */
+struct softhfi_uverbs;
+struct softhfi_uverbs *softhfi_uverbs_open(void (*log)(void *arg, int level,
+						       const char *msg),
+					   void *arg);
+/* The open command file; the caller owns it (it becomes the cmd_fd). */
+int softhfi_uverbs_fd(const struct softhfi_uverbs *u);
+/*
+ * Stops the server and ends the connection: the command file, if still
+ * open, fails every command from then on. The caller closes it.
+ */
+void softhfi_uverbs_close(struct softhfi_uverbs *u);
+
 #endif /* SOFTHFI_H */
