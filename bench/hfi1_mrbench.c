@@ -27,21 +27,37 @@
  *    the bench's own, the call unmap_in_flight() makes before every
  *    lookup). A hit makes one such probe, so where the floor is above the
  *    budget, the target cannot be met on that machine.
+ * 5. A hit beside another library's threads and allocator churn: reg+dereg
+ *    of one cached 64 KiB buffer with two threads churning malloc/free
+ *    over heap memory that another context registered once, trimming it
+ *    at every round ("churn"), against the same hit with the threads
+ *    parked ("quiet"); in this process, and in a process set up as one
+ *    that runs over UCX, whose ib memory domain every UCX-based MPI opens
+ *    (uct_md_open()): UCX turns libibverbs' fork protection on
+ *    (ibv_fork_init()) as it opens the device. Fork protection cannot be
+ *    undone and must come before any registration, so that process is
+ *    forked at the start and waits for commands on a pipe. All four take
+ *    turns; the target is the worst churn hit / this process's quiet hit.
  *
  * Methods take turns so that drift hits all alike; results are medians.
  * Nothing here asserts a timing.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <malloc.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <string.h>
 #include <unistd.h>
 #include <linux/userfaultfd.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/syscall.h>
+#include <sys/wait.h>
 #include <infiniband/verbs.h>
 
 #include "bench_common.h"
@@ -59,6 +75,15 @@
 #define TARGET_MISS_RATIO 1.2 /* miss pair / TID_UPDATE+TID_FREE */
 #define TARGET_HIT_RATIO 1.5 /* hit at the most entries / hit at 10 */
 #define TARGET_EVENT_US 100.0 /* munmap -> async event, median */
+#define TARGET_CHURN_RATIO 1.5 /* hit beside churn / quiet hit */
+
+/* Section 5: the other library's threads and what they churn. */
+#define CHURN_SIZE (64 * KIB) /* the buffer of the hit */
+#define CHURN_THREADS 2
+#define CHURN_BLOCKS 8 /* malloc'd, then freed, per round */
+#define CHURN_BLOCK (60 * KIB) /* below the mmap threshold: heap */
+#define CHURN_TRIM (128 * KIB) /* M_TRIM_THRESHOLD: each round trims */
+#define CHURN_PAUSE_US 100 /* between rounds: threads that also wait */
 
 static const size_t pair_sizes[] = {
 	4 * KIB, 16 * KIB, 64 * KIB, 256 * KIB,
@@ -96,6 +121,26 @@ struct event_result {
 	double median_ns, p99_ns, munmap_ns, plain_munmap_ns;
 };
 
+/* Section 5's hits: this process's, and the forked one's (over UCX). */
+enum churn_method { CM_QUIET, CM_CHURN, CM_UCX_QUIET, CM_UCX_CHURN, CM_COUNT };
+static const char *const churn_names[CM_COUNT] = { "quiet", "churn",
+						   "ucx_quiet", "ucx_churn" };
+
+struct churn_result {
+	double median_ns[CM_COUNT];
+	size_t n[CM_COUNT];
+	/* malloc/free rounds a second of all threads, while churning */
+	double rounds_per_s, ucx_rounds_per_s;
+	int fork_init; /* what ibv_fork_init() returned there */
+};
+
+/* The parent's end of the forked process of section 5. */
+struct churn_peer {
+	pid_t pid;
+	int cmd; /* parent -> child */
+	int reply; /* child -> parent */
+};
+
 struct floor_result {
 	double getppid_ns; /* median of syscall(SYS_getppid) */
 	double probe_ns; /* median of the lookup probe; < 0: none here */
@@ -114,6 +159,8 @@ struct bench {
 	struct hit_result hits[NHITS];
 	struct event_result events[NEVENTS];
 	struct floor_result floor;
+	struct churn_peer peer;
+	struct churn_result churn;
 };
 
 static void die(const char *what, int err)
@@ -497,6 +544,316 @@ static void bench_floor(struct bench *b)
 		close(uffd);
 }
 
+/* reg+dereg of @buf in batches for one turn; ns per pair into @s. */
+static void hit_turn(struct ibv_pd *pd, char *buf, size_t len,
+		     struct samples *s)
+{
+	uint64_t end = bench_now_ns() + TURN_NS;
+
+	do {
+		uint64_t t0 = bench_now_ns();
+		unsigned int k;
+
+		for (k = 0; k < HIT_BATCH; k++)
+			dereg(reg(pd, buf, len));
+		add(s, (double)(bench_now_ns() - t0) / HIT_BATCH);
+	} while (bench_now_ns() < end);
+}
+
+/*
+ * Section 5's other library: a context of its own, the hit's context, and
+ * two threads that park between the churn turns, so that they take no CPU
+ * from the other turns.
+ */
+struct churn_proc {
+	struct ibv_context *lib, *app;
+	struct ibv_pd *lib_pd, *app_pd; /* lib: cache off */
+	char *buf; /* the hit's */
+	pthread_t threads[CHURN_THREADS];
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	bool churning, stop;
+	unsigned int ready; /* threads whose first blocks are in blk */
+	bool registered; /* the library registered them */
+	void *blk[CHURN_THREADS][CHURN_BLOCKS];
+	_Atomic uint64_t rounds;
+	uint64_t churn_ns, churn_rounds; /* over the churn turns */
+	struct samples quiet, churn;
+};
+
+struct churn_thread_arg {
+	struct churn_proc *cp;
+	void **blk;
+};
+
+static void *churn_thread(void *arg)
+{
+	struct churn_thread_arg *a = arg;
+	struct churn_proc *cp = a->cp;
+	void **blk = a->blk;
+	bool first = true, stop;
+	unsigned int i;
+
+	do {
+		for (i = 0; i < CHURN_BLOCKS; i++) {
+			blk[i] = malloc(CHURN_BLOCK);
+			if (!blk[i])
+				die("malloc", ENOMEM);
+			memset(blk[i], 0, 64);
+		}
+		/*
+		 * Once: the library registers them, from another thread, so
+		 * that nothing it allocates for that sits above them in this
+		 * thread's heap and keeps it from shrinking.
+		 */
+		if (first) {
+			pthread_mutex_lock(&cp->lock);
+			cp->ready++;
+			pthread_cond_broadcast(&cp->cond);
+			while (!cp->registered)
+				pthread_cond_wait(&cp->cond, &cp->lock);
+			pthread_mutex_unlock(&cp->lock);
+			first = false;
+		}
+		/* The last one freed joins them all to the top: one trim. */
+		for (i = 0; i < CHURN_BLOCKS; i++)
+			free(blk[i]);
+		atomic_fetch_add_explicit(&cp->rounds, 1, memory_order_relaxed);
+
+		pthread_mutex_lock(&cp->lock);
+		while (!cp->churning && !cp->stop)
+			pthread_cond_wait(&cp->cond, &cp->lock);
+		stop = cp->stop;
+		pthread_mutex_unlock(&cp->lock);
+		if (!stop)
+			usleep(CHURN_PAUSE_US);
+	} while (!stop);
+	return NULL;
+}
+
+static void churn_set(struct churn_proc *cp, bool churning, bool stop)
+{
+	pthread_mutex_lock(&cp->lock);
+	cp->churning = churning;
+	cp->stop = stop;
+	pthread_cond_broadcast(&cp->cond);
+	pthread_mutex_unlock(&cp->lock);
+}
+
+/*
+ * The library's context and threads, the hit's context and its buffer,
+ * cached. With @fork_init, libibverbs' fork protection goes on in between,
+ * as uct_ib_md_open() turns it on once it has opened the device; what
+ * ibv_fork_init() returned goes to *@fork_init.
+ */
+static void churn_open(struct bench *b, struct churn_proc *cp, int *fork_init)
+{
+	struct churn_thread_arg *args;
+	unsigned int i, k;
+
+	memset(cp, 0, sizeof(*cp));
+	pthread_mutex_init(&cp->lock, NULL);
+	pthread_cond_init(&cp->cond, NULL);
+	/* A fixed threshold: glibc's own moves up and stops trimming. */
+	mallopt(M_TRIM_THRESHOLD, CHURN_TRIM);
+	cp->lib = open_ctx(b, false, 1024, 0);
+	if (fork_init)
+		*fork_init = ibv_fork_init();
+	cp->app = open_ctx(b, true, 1024, 0);
+	cp->lib_pd = ibv_alloc_pd(cp->lib);
+	cp->app_pd = ibv_alloc_pd(cp->app);
+	if (!cp->lib_pd || !cp->app_pd)
+		die("ibv_alloc_pd", errno);
+	cp->buf = buffer(CHURN_SIZE);
+	dereg(reg(cp->app_pd, cp->buf, CHURN_SIZE));
+
+	args = calloc(CHURN_THREADS, sizeof(*args));
+	if (!args)
+		die("calloc", ENOMEM);
+	for (i = 0; i < CHURN_THREADS; i++) {
+		args[i].cp = cp;
+		args[i].blk = cp->blk[i];
+		if (pthread_create(&cp->threads[i], NULL, churn_thread,
+				   &args[i]))
+			die("pthread_create", EAGAIN);
+	}
+	pthread_mutex_lock(&cp->lock);
+	while (cp->ready < CHURN_THREADS)
+		pthread_cond_wait(&cp->cond, &cp->lock);
+	/* Each took what it needs of its arg before it was ready. */
+	free(args);
+	for (i = 0; i < CHURN_THREADS; i++)
+		for (k = 0; k < CHURN_BLOCKS; k++)
+			dereg(reg(cp->lib_pd, cp->blk[i][k], CHURN_BLOCK));
+	cp->registered = true;
+	pthread_cond_broadcast(&cp->cond);
+	pthread_mutex_unlock(&cp->lock);
+}
+
+/* A quiet turn, threads parked, or a churn turn. */
+static void churn_turn(struct churn_proc *cp, bool churning)
+{
+	uint64_t t0, r0;
+
+	if (!churning) {
+		hit_turn(cp->app_pd, cp->buf, CHURN_SIZE, &cp->quiet);
+		return;
+	}
+	t0 = bench_now_ns();
+	r0 = atomic_load(&cp->rounds);
+	churn_set(cp, true, false);
+	hit_turn(cp->app_pd, cp->buf, CHURN_SIZE, &cp->churn);
+	churn_set(cp, false, false);
+	cp->churn_rounds += atomic_load(&cp->rounds) - r0;
+	cp->churn_ns += bench_now_ns() - t0;
+}
+
+/* Stop the threads; the medians into @res at @quiet and @quiet + 1. */
+static void churn_close(struct churn_proc *cp, struct churn_result *res,
+			enum churn_method quiet, double *rounds_per_s)
+{
+	unsigned int i;
+
+	churn_set(cp, false, true);
+	for (i = 0; i < CHURN_THREADS; i++)
+		pthread_join(cp->threads[i], NULL);
+	res->n[quiet] = cp->quiet.n;
+	res->median_ns[quiet] = percentile(&cp->quiet, 50);
+	res->n[quiet + 1] = cp->churn.n;
+	res->median_ns[quiet + 1] = percentile(&cp->churn, 50);
+	*rounds_per_s =
+		cp->churn_ns ? cp->churn_rounds * 1e9 / cp->churn_ns : 0;
+	free(cp->quiet.v);
+	free(cp->churn.v);
+	munmap(cp->buf, CHURN_SIZE);
+	ibv_dealloc_pd(cp->app_pd);
+	ibv_dealloc_pd(cp->lib_pd);
+	ibv_close_device(cp->app);
+	ibv_close_device(cp->lib);
+}
+
+/*
+ * The forked process, as one over UCX: waits for the parent's commands on
+ * @cmd, answers each on @reply. 's' sets up, 'q' and 'c' run a quiet and
+ * a churn turn, 'x' writes the results and exits. Nothing runs before
+ * 's': the parent measures sections 1-4 meanwhile.
+ */
+static void __attribute__((noreturn))
+churn_child(struct bench *b, int cmd, int reply)
+{
+	struct churn_result res = {};
+	struct churn_proc cp;
+	char c;
+
+	while (read(cmd, &c, 1) == 1) {
+		switch (c) {
+		case 's':
+			b->dev = find_device();
+			churn_open(b, &cp, &res.fork_init);
+			break;
+		case 'q':
+		case 'c':
+			churn_turn(&cp, c == 'c');
+			break;
+		case 'x':
+			churn_close(&cp, &res, CM_UCX_QUIET,
+				    &res.ucx_rounds_per_s);
+			if (write(reply, &res, sizeof(res)) != sizeof(res))
+				_exit(1);
+			_exit(0);
+		default:
+			_exit(1);
+		}
+		if (write(reply, &c, 1) != 1)
+			_exit(1);
+	}
+	/* The parent is gone. */
+	_exit(1);
+}
+
+/*
+ * Fork section 5's process now, before this one opens or registers
+ * anything: fork protection must be turned on before any registration,
+ * and then stays on for good.
+ */
+static void churn_fork(struct bench *b)
+{
+	int cmd[2], reply[2];
+	pid_t pid;
+
+	if (pipe2(cmd, O_CLOEXEC) || pipe2(reply, O_CLOEXEC))
+		die("pipe2", errno);
+	pid = fork();
+	if (pid < 0)
+		die("fork", errno);
+	if (!pid) {
+		close(cmd[1]);
+		close(reply[0]);
+		churn_child(b, cmd[0], reply[1]);
+	}
+	close(cmd[0]);
+	close(reply[1]);
+	b->peer.pid = pid;
+	b->peer.cmd = cmd[1];
+	b->peer.reply = reply[0];
+}
+
+static void churn_cmd(struct bench *b, char c)
+{
+	char r;
+
+	if (write(b->peer.cmd, &c, 1) != 1 || read(b->peer.reply, &r, 1) != 1 ||
+	    r != c)
+		die("section 5's process", EPIPE);
+}
+
+/* Section 5's results from its process, which then exits. */
+static void churn_finish(struct bench *b, struct churn_result *res)
+{
+	char c = 'x', *p = (char *)res;
+	size_t got = 0;
+	int status;
+
+	if (write(b->peer.cmd, &c, 1) != 1)
+		die("section 5's process", EPIPE);
+	while (got < sizeof(*res)) {
+		ssize_t n = read(b->peer.reply, p + got, sizeof(*res) - got);
+
+		if (n <= 0)
+			die("section 5's process", EPIPE);
+		got += n;
+	}
+	if (waitpid(b->peer.pid, &status, 0) < 0)
+		die("waitpid", errno);
+	if (!WIFEXITED(status) || WEXITSTATUS(status))
+		die("section 5's process", ECHILD);
+	close(b->peer.cmd);
+	close(b->peer.reply);
+}
+
+static void bench_churn(struct bench *b)
+{
+	unsigned int rounds = b->args.quick ? 2 : 25, r;
+	struct churn_result mine = {};
+	struct churn_proc cp;
+
+	churn_open(b, &cp, NULL);
+	churn_cmd(b, 's');
+	for (r = 0; r < rounds; r++) {
+		churn_turn(&cp, false);
+		churn_turn(&cp, true);
+		churn_cmd(b, 'q');
+		churn_cmd(b, 'c');
+	}
+	churn_close(&cp, &mine, CM_QUIET, &mine.rounds_per_s);
+	churn_finish(b, &b->churn);
+	b->churn.rounds_per_s = mine.rounds_per_s;
+	b->churn.n[CM_QUIET] = mine.n[CM_QUIET];
+	b->churn.median_ns[CM_QUIET] = mine.median_ns[CM_QUIET];
+	b->churn.n[CM_CHURN] = mine.n[CM_CHURN];
+	b->churn.median_ns[CM_CHURN] = mine.median_ns[CM_CHURN];
+}
+
 static void open_tid_baseline(struct bench *b)
 {
 	struct softhfi_params params;
@@ -528,6 +885,7 @@ struct targets {
 	size_t miss_worst_size;
 	double hit_ratio; /* same-buffer hit at the most entries / at 10 */
 	double event_us; /* worst median over the sizes */
+	double churn_ratio; /* worst hit beside churn / quiet hit here */
 };
 
 static void targets(const struct bench *b, struct targets *t)
@@ -553,6 +911,11 @@ static void targets(const struct bench *b, struct targets *t)
 	for (i = 0; i < NEVENTS; i++)
 		if (b->events[i].median_ns / 1000 > t->event_us)
 			t->event_us = b->events[i].median_ns / 1000;
+	t->churn_ratio = (b->churn.median_ns[CM_CHURN] >
+					  b->churn.median_ns[CM_UCX_CHURN] ?
+				  b->churn.median_ns[CM_CHURN] :
+				  b->churn.median_ns[CM_UCX_CHURN]) /
+			 b->churn.median_ns[CM_QUIET];
 }
 
 static void size_str(char *out, size_t len, size_t bytes)
@@ -630,6 +993,31 @@ static void print_text(const struct bench *b, const struct targets *t)
 	else
 		printf("   lookup probe (empty UFFDIO_WRITEPROTECT)      n/a "
 		       "(no userfaultfd here)\n");
+	printf("\n5. A hit beside another library's threads and allocator "
+	       "churn, %zu KiB, median ns per pair\n",
+	       CHURN_SIZE / KIB);
+	printf("   quiet    = %d threads parked\n", CHURN_THREADS);
+	printf("   churn    = the threads churning malloc/free over heap memory "
+	       "that another\n"
+	       "              context registered once, trimming it every "
+	       "round\n");
+	printf("   over UCX = a process with libibverbs' fork protection on, as "
+	       "UCX turns it on\n"
+	       "              when it opens the device (ibv_fork_init() "
+	       "returned %d)\n",
+	       b->churn.fork_init);
+	printf("   %-12s %10s %10s %10s %12s %12s\n", "", "quiet", "churn",
+	       "rounds/s", "quiet/quiet", "churn/quiet");
+	printf("   %-12s %10.1f %10.1f %10.0f %11.2fx %11.2fx\n",
+	       "this process", b->churn.median_ns[CM_QUIET],
+	       b->churn.median_ns[CM_CHURN], b->churn.rounds_per_s, 1.0,
+	       b->churn.median_ns[CM_CHURN] / b->churn.median_ns[CM_QUIET]);
+	printf("   %-12s %10.1f %10.1f %10.0f %11.2fx %11.2fx\n", "over UCX",
+	       b->churn.median_ns[CM_UCX_QUIET],
+	       b->churn.median_ns[CM_UCX_CHURN], b->churn.ucx_rounds_per_s,
+	       b->churn.median_ns[CM_UCX_QUIET] / b->churn.median_ns[CM_QUIET],
+	       b->churn.median_ns[CM_UCX_CHURN] / b->churn.median_ns[CM_QUIET]);
+	printf("   (ratios against this process's quiet hit)\n");
 	printf("\nTargets (reported, not asserted):\n");
 	printf("  cached pair / uncached pair, 1 MiB: 1/%.0f (target <= "
 	       "1/300): %s\n",
@@ -654,6 +1042,10 @@ static void print_text(const struct bench *b, const struct targets *t)
 	       "<= %.0f us): %s\n",
 	       t->event_us, TARGET_EVENT_US,
 	       yes(t->event_us <= TARGET_EVENT_US));
+	printf("  hit beside churn / quiet hit here, worst: %.2fx (target <= "
+	       "%.1fx): %s\n",
+	       t->churn_ratio, TARGET_CHURN_RATIO,
+	       yes(t->churn_ratio <= TARGET_CHURN_RATIO));
 }
 
 static void print_json(const struct bench *b, const struct targets *t)
@@ -701,6 +1093,15 @@ static void print_json(const struct bench *b, const struct targets *t)
 		printf("%.1f}", b->floor.probe_ns);
 	else
 		printf("null}");
+	printf(",\"churn_hit\":{\"unit\":\"ns\",\"statistic\":\"median\","
+	       "\"size\":%zu,\"threads\":%d,\"fork_init\":%d,"
+	       "\"rounds_per_s\":%.0f,\"ucx_rounds_per_s\":%.0f",
+	       CHURN_SIZE, CHURN_THREADS, b->churn.fork_init,
+	       b->churn.rounds_per_s, b->churn.ucx_rounds_per_s);
+	for (m = 0; m < CM_COUNT; m++)
+		printf(",\"%s\":%.1f,\"%s_samples\":%zu", churn_names[m],
+		       b->churn.median_ns[m], churn_names[m], b->churn.n[m]);
+	printf("}");
 	printf(",\"targets\":{");
 	printf("\"cached_over_uncached_1MiB\":{\"value\":%.6f,\"max\":%.6f,"
 	       "\"met\":%s,\"cached_ns\":%.1f,\"budget_ns\":%.1f},",
@@ -716,9 +1117,13 @@ static void print_json(const struct bench *b, const struct targets *t)
 	       t->hit_ratio, b->hits[NHITS - 1].entries, TARGET_HIT_RATIO,
 	       t->hit_ratio <= TARGET_HIT_RATIO ? "true" : "false");
 	printf("\"munmap_event_median_us\":{\"value\":%.1f,\"max\":%.0f,"
-	       "\"met\":%s}}}\n",
+	       "\"met\":%s},",
 	       t->event_us, TARGET_EVENT_US,
 	       t->event_us <= TARGET_EVENT_US ? "true" : "false");
+	printf("\"churn_over_quiet\":{\"value\":%.4f,\"max\":%.1f,"
+	       "\"met\":%s}}}\n",
+	       t->churn_ratio, TARGET_CHURN_RATIO,
+	       t->churn_ratio <= TARGET_CHURN_RATIO ? "true" : "false");
 }
 
 int main(int argc, char **argv)
@@ -730,10 +1135,12 @@ int main(int argc, char **argv)
 			 "ibv_reg_mr + ibv_dereg_mr on libhfi1, cached and "
 			 "uncached, against TID_UPDATE + TID_FREE;\nthe hit "
 			 "cost as the cache grows; munmap to the async "
-			 "event.\nRuns on the first hfi1 device, or "
+			 "event; a hit beside\nanother library's threads and "
+			 "allocator churn.\nRuns on the first hfi1 device, or "
 			 "$HFI1_MRBENCH_DEVICE.\n",
 			 &b.args);
 	b.page = sysconf(_SC_PAGESIZE);
+	churn_fork(&b);
 	b.dev = find_device();
 	b.cached = open_ctx(&b, true, 1024, 0);
 	b.uncached = open_ctx(&b, false, 1024, 0);
@@ -750,6 +1157,7 @@ int main(int argc, char **argv)
 	bench_hits(&b);
 	bench_events(&b);
 	bench_floor(&b);
+	bench_churn(&b);
 	targets(&b, &t);
 
 	if (b.args.json)
