@@ -497,6 +497,32 @@ err:
 /* --- the context's cache --- */
 
 /*
+ * The cache's hold and release: libibverbs' fork protection over what the
+ * cache keeps pinned. With it on (ibv_fork_init(), RDMAV_FORK_SAFE; UCX
+ * turns it on as it opens the device), libibverbs madvises a range
+ * MADV_DONTFORK when the first MR over it is registered and MADV_DOFORK
+ * when the last is deregistered, counting MRs per page. A cached entry
+ * outlives its MRs; holding a count of its own from its registration to
+ * its TID_FREE, it keeps the pages it pins out of a child, as an MR's
+ * are, and a hit (reg+dereg of memory an entry holds) makes no madvise():
+ * two system calls that take mmap_lock for writing, 2-3x the cost of the
+ * whole hit. Without fork protection both are no-ops.
+ */
+static int mr_cache_hold(uint64_t start, uint64_t end, void *arg)
+{
+	(void)arg;
+	return ibv_dontfork_range((void *)(uintptr_t)start, end - start) ?
+		       EINVAL :
+		       0;
+}
+
+static void mr_cache_release(uint64_t start, uint64_t end, void *arg)
+{
+	(void)arg;
+	ibv_dofork_range((void *)(uintptr_t)start, end - start);
+}
+
+/*
  * The driver raised an event bit (the event thread's callback for its
  * event fd): apply the cache's pending invalidations now, so that an
  * invalidated MR's event reaches the application even if it makes no verbs
@@ -547,6 +573,8 @@ int hfi1_mr_init(struct hfi1_context *ctx)
 
 	mrs->mrc_ops.invalidated = mr_invalidated;
 	mrs->mrc_ops.log = hfi1_log_line;
+	mrs->mrc_ops.hold = mr_cache_hold;
+	mrs->mrc_ops.release = mr_cache_release;
 	mrs->mrc_ops.arg = ctx;
 	hfi1_env_mr_cache_limits(&limits, hfi1_log_line, ctx);
 	mrs->mrc =

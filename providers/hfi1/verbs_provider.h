@@ -325,6 +325,13 @@ void verbs_uninit_context(struct verbs_context *context);
 void verbs_set_ops(struct verbs_context *vctx,
 		   const struct verbs_context_ops *ops);
 
+/*
+ * --- fork protection (ibv_fork_init()): public symbols of IBVERBS_1.1 that
+ * only driver.h declares ---
+ */
+int ibv_dontfork_range(void *base, size_t size);
+int ibv_dofork_range(void *base, size_t size);
+
 /* --- the kernel's write() commands, for the real-hardware backend --- */
 
 /*

@@ -56,6 +56,8 @@ struct fixture {
 	struct hfi1_mrc_ref *last_ref;
 	unsigned int logs;
 	char last_log[512];
+	/* ranges held and released: one per entry, from birth to free */
+	atomic_uint holds, releases;
 };
 
 static void cb_invalidated(struct hfi1_mrc_ref *ref,
@@ -77,12 +79,31 @@ static void cb_log(void *arg, int level, const char *msg)
 	snprintf(f->last_log, sizeof(f->last_log), "%s", msg);
 }
 
+static int cb_hold(uint64_t start, uint64_t end, void *arg)
+{
+	struct fixture *f = arg;
+
+	assert_true(start < end);
+	atomic_fetch_add(&f->holds, 1);
+	return 0;
+}
+
+static void cb_release(uint64_t start, uint64_t end, void *arg)
+{
+	struct fixture *f = arg;
+
+	assert_true(start < end);
+	atomic_fetch_add(&f->releases, 1);
+}
+
 /* A cache over f->drv; false on failure. */
 static bool fixture_cache(struct fixture *f)
 {
 	struct hfi1_mrc_ops ops = {
 		.invalidated = cb_invalidated,
 		.log = cb_log,
+		.hold = cb_hold,
+		.release = cb_release,
 		.arg = f,
 	};
 
@@ -166,11 +187,14 @@ static int setup_bare(void **state)
 static int teardown(void **state)
 {
 	struct fixture *f = *state;
+	bool held;
 
 	hfi1_mrc_destroy(f->c);
+	/* Every entry's range is released once it is freed. */
+	held = atomic_load(&f->holds) != atomic_load(&f->releases);
 	hfi1_drv_close(f->drv);
 	free(f);
-	return 0;
+	return held ? -1 : 0;
 }
 
 static uint64_t ctr(_Atomic uint64_t *c)
@@ -184,7 +208,10 @@ static int get(struct fixture *f, const void *addr, size_t len, uint32_t access,
 	return hfi1_mrc_get(f->c, (uintptr_t)addr, len, access, ref);
 }
 
-/* The cache's figures agree with the soft HFI's. */
+/*
+ * The cache's figures agree with the soft HFI's, and it holds the range
+ * of every entry it has (and no other).
+ */
 static void check_balance(struct fixture *f)
 {
 	struct softhfi_stats st;
@@ -192,6 +219,8 @@ static void check_balance(struct fixture *f)
 	softhfi_get_stats(f->drv, &st);
 	assert_int_equal(st.tids_used, ctr(&f->ctr.tids_used));
 	assert_int_equal(st.inval_queued, 0);
+	assert_int_equal(atomic_load(&f->holds) - atomic_load(&f->releases),
+			 ctr(&f->ctr.entries));
 }
 
 /* 1. Hits and misses */

@@ -5,7 +5,7 @@
  * event, its identity, the MR's state, the data path's lookup); the cache
  * counters and per-context limits; max_mr, reached by MRs that share cache
  * entries, and the TIDs that bound MRs over distinct memory; hfi1dv on
- * another device.
+ * another device; hits under libibverbs' fork protection.
  *
  * Run by tests/with_soft_hfi.sh, which brings up hfi1_0 and hfi1_1. The
  * provider is linked into the program (hfi1_static), which also gives it
@@ -16,12 +16,14 @@
 #include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 #include <sys/mman.h>
+#include <sys/syscall.h>
 #include <cmocka.h>
 #include <infiniband/hfi1dv.h>
 #include <infiniband/verbs.h>
@@ -33,6 +35,21 @@
 #define RW_ACCESS                                           \
 	(IBV_ACCESS_LOCAL_WRITE | IBV_ACCESS_REMOTE_WRITE | \
 	 IBV_ACCESS_REMOTE_READ)
+
+/*
+ * madvise() counted by the advice of libibverbs' fork protection: this
+ * program's definition comes before libc's for libibverbs too.
+ */
+static atomic_uint dontfork_calls, dofork_calls;
+
+int madvise(void *addr, size_t len, int advice)
+{
+	if (advice == MADV_DONTFORK)
+		atomic_fetch_add(&dontfork_calls, 1);
+	else if (advice == MADV_DOFORK)
+		atomic_fetch_add(&dofork_calls, 1);
+	return syscall(SYS_madvise, addr, len, advice);
+}
 
 struct fixture {
 	struct ibv_context *ctx;
@@ -764,8 +781,56 @@ static void test_other_device(void **state)
 }
 
 /*
- * test_hfi1_mr [threads]: the single-threaded tests, or (its own ctest
- * case) registration, deregistration and invalidation from many threads.
+ * Under libibverbs' fork protection (main() turned it on before anything,
+ * as UCX does as it opens the device), a hit makes no madvise(): the
+ * entry holds the protection of what it pins from the miss to its
+ * TID_FREE, so the MR's own MADV_DONTFORK and MADV_DOFORK are counts in
+ * libibverbs, not system calls. They were two per hit, each taking
+ * mmap_lock for writing: 2-3x the hit.
+ */
+static void test_fork_protection(void **state)
+{
+	struct hfi1dv_mr_cache_limits l = {
+		.comp_mask = HFI1DV_MR_CACHE_LIMIT_MAX_BYTES,
+		.max_bytes = 1,
+	};
+	struct fixture *f = *state;
+	size_t len = 16 * f->page;
+	unsigned int dontfork, dofork;
+	struct ibv_mr *mr;
+	char *buf = map(len);
+	int i;
+
+	assert_int_equal(ibv_is_fork_initialized(), IBV_FORK_ENABLED);
+	dontfork = atomic_load(&dontfork_calls);
+	dofork = atomic_load(&dofork_calls);
+	/* The miss protects the range; the entry keeps it protected. */
+	mr = ibv_reg_mr(f->pd, buf, len, RW_ACCESS);
+	assert_non_null(mr);
+	assert_int_equal(ibv_dereg_mr(mr), 0);
+	assert_int_equal(atomic_load(&dontfork_calls) - dontfork, 1);
+	assert_int_equal(atomic_load(&dofork_calls) - dofork, 0);
+
+	for (i = 0; i < 100; i++) {
+		/* The whole buffer, and a page inside it: hits both. */
+		mr = ibv_reg_mr(f->pd, buf + (i % 2) * f->page,
+				i % 2 ? f->page : len, RW_ACCESS);
+		assert_non_null(mr);
+		assert_int_equal(ibv_dereg_mr(mr), 0);
+	}
+	assert_int_equal(atomic_load(&dontfork_calls) - dontfork, 1);
+	assert_int_equal(atomic_load(&dofork_calls) - dofork, 0);
+
+	/* Evicted: the protection goes with the entry. */
+	assert_int_equal(hfi1dv_set_mr_cache_limits(f->ctx, &l, sizeof(l)), 0);
+	assert_int_equal(atomic_load(&dofork_calls) - dofork, 1);
+	munmap(buf, len);
+}
+
+/*
+ * test_hfi1_mr [threads|fork]: the single-threaded tests, or (each its own
+ * ctest case) registration, deregistration and invalidation from many
+ * threads, or hits under fork protection.
  */
 int main(int argc, char **argv)
 {
@@ -787,6 +852,10 @@ int main(int argc, char **argv)
 	const struct CMUnitTest thread_tests[] = {
 		cmocka_unit_test_setup_teardown(test_threads, setup, teardown),
 	};
+	const struct CMUnitTest fork_tests[] = {
+		cmocka_unit_test_setup_teardown(test_fork_protection, setup,
+						teardown),
+	};
 
 	/*
 	 * The provider linked in registers itself; the build's shared one,
@@ -795,5 +864,11 @@ int main(int argc, char **argv)
 	unsetenv("RDMAV_DRIVERS");
 	if (argc > 1 && !strcmp(argv[1], "threads"))
 		return cmocka_run_group_tests(thread_tests, NULL, NULL);
+	if (argc > 1 && !strcmp(argv[1], "fork")) {
+		/* Before any registration, or libibverbs refuses. */
+		if (ibv_fork_init())
+			return 1;
+		return cmocka_run_group_tests(fork_tests, NULL, NULL);
+	}
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -9,13 +9,14 @@
  *  - born on a miss: TID_UPDATE in windows of at most expected_count pages
  *    (the driver refuses more in one call), outside c->lock; then, under
  *    c->lock, registered in the TID owner table and, when the cache is
- *    enabled, in the index;
+ *    enabled, in the index; then ops.hold() is told its range;
  *  - in use while refs hold it (nrefs > 0), idle on the LRU list when not;
  *  - evicted (idle, for room or limits), invalidated (the driver's
  *    TID_INVAL_READ named one of its TIDs), or flushed (destroy): it
  *    leaves the index and the owner table under c->lock, its TIDs are
- *    TID_FREEd outside it, and it is freed. An invalidated entry still in
- *    use stays allocated, marked invalid, until its last put.
+ *    TID_FREEd outside it, ops.release() is told, and it is freed. An
+ *    invalidated entry still in use stays allocated, marked invalid,
+ *    until its last put.
  *
  * No lookup returns an entry the driver has invalidated: before each
  * lookup the event word is checked (hfi1_drv_events(): every unmapping
@@ -72,6 +73,7 @@ struct hfi1_mrc_entry {
 	TAILQ_ENTRY(hfi1_mrc_entry) all; /* on c->all while registered */
 	bool idle; /* on c->lru */
 	bool in_index;
+	bool held; /* ops.hold() took its range: release it when freed */
 	_Atomic bool valid; /* false once invalidated or flushed */
 	unsigned int page_shift;
 	uint32_t ntids;
@@ -263,6 +265,8 @@ static void release_victims_dl(struct hfi1_mrc *c, struct entry_list *victims)
 	pthread_mutex_unlock(&c->lock);
 	while ((e = TAILQ_FIRST(victims))) {
 		TAILQ_REMOVE(victims, e, lru);
+		if (e->held)
+			c->ops.release(e->node.start, e->node.end, c->ops.arg);
 		free(e);
 	}
 }
@@ -753,6 +757,9 @@ again:
 	}
 	register_locked(c, e);
 	pthread_mutex_unlock(&c->lock);
+	/* The miss's reference keeps @e until the lock below. */
+	e->held = c->ops.hold && c->ops.release &&
+		  !c->ops.hold(e->node.start, e->node.end, c->ops.arg);
 
 	/*
 	 * An invalidation of its TIDs between TID_UPDATE and registration

@@ -65,6 +65,15 @@ struct hfi1_mrc_ops {
 			    enum hfi1_mrc_reason reason, void *arg);
 	/* One log line; level is VERBS_LOG_* . May be NULL. */
 	void (*log)(void *arg, int level, const char *msg);
+	/*
+	 * Optional: the cache holds [start, end) pinned from now on (an
+	 * entry was registered): 0, or an errno and then no release; and
+	 * no longer (the entry's TIDs were freed). Not under c->lock. (The
+	 * provider keeps libibverbs' fork protection on what the cache
+	 * holds, as on an MR.)
+	 */
+	int (*hold)(uint64_t start, uint64_t end, void *arg);
+	void (*release)(uint64_t start, uint64_t end, void *arg);
 	void *arg;
 };
 
