@@ -496,8 +496,9 @@ static void test_remap_fixed_invalidates(void **state)
 
 /*
  * A range registered once is not registered again (no UFFDIO_REGISTER)
- * while it stays mapped, madvise(DONTNEED) included; once it is unmapped
- * and mapped again at the same address, the new memory is registered, and
+ * while it stays mapped (and no event finds it with nothing programmed:
+ * see test_unprogrammed_range_unwatched()); once it is unmapped and
+ * mapped again at the same address, the new memory is registered, and
  * its own munmap() invalidates the entry over it.
  */
 static void test_registered_range_reused(void **state)
@@ -520,8 +521,6 @@ static void test_registered_range_reused(void **state)
 					    &cnt, &len),
 				 0);
 		assert_int_equal(tid_free(f->drv, &tid, 1, &cnt), 0);
-		/* Kept registered through a REMOVE. */
-		assert_int_equal(madvise(buf, pg, MADV_DONTNEED), 0);
 	}
 	softhfi_get_stats(f->drv, &st);
 	assert_int_equal(st.uffd_registrations, 1);
@@ -2277,6 +2276,91 @@ struct stalled_update {
 	int err;
 };
 
+/* Waits until the notifier has stopped watching @n ranges in all. */
+static bool wait_unregistrations(struct hfi1_drv *drv, uint64_t n)
+{
+	uint64_t end = now_ms() + DEADLINE_MS;
+	struct softhfi_stats st;
+
+	for (;;) {
+		softhfi_get_stats(drv, &st);
+		if (st.uffd_unregistrations >= n)
+			return true;
+		if (now_ms() > end)
+			return false;
+		poll_pause();
+	}
+}
+
+/*
+ * A range that nothing is programmed over any more stops being watched at
+ * its first event: memory registered once and then trimmed by the
+ * allocator over and over (madvise(MADV_DONTNEED) here) costs every
+ * context one event, not one per trim. What is programmed next to it
+ * stays watched, and the range, programmed again, is watched again.
+ */
+static void test_unprogrammed_range_unwatched(void **state)
+{
+	struct fixture *f = *state;
+	uint32_t tid0, tid1, inval[8], cnt;
+	struct softhfi_stats st;
+	uint64_t events, regs, unregs;
+	char *buf;
+	int i;
+
+	f->drv = open_ctx(0, 0, 0);
+	assert_non_null(f->drv);
+	buf = map_pages(2);
+	assert_non_null(buf);
+	assert_int_equal(tid_update(f->drv, buf, pg, &tid0, 1, &cnt, NULL), 0);
+	assert_int_equal(tid_update(f->drv, buf + pg, pg, &tid1, 1, &cnt, NULL),
+			 0);
+	assert_int_equal(tid_free(f->drv, &tid1, 1, &cnt), 0);
+	softhfi_get_stats(f->drv, &st);
+	events = st.events;
+	unregs = st.uffd_unregistrations;
+
+	/* The first trim of the page is seen, and it is unwatched. */
+	assert_int_equal(madvise(buf + pg, pg, MADV_DONTNEED), 0);
+	assert_true(wait_unregistrations(f->drv, unregs + 1));
+	softhfi_get_stats(f->drv, &st);
+	assert_int_equal(st.events, events + 1);
+	assert_int_equal(st.invalidations, 0);
+	/* The next ones cost nothing. */
+	for (i = 0; i < 100; i++) {
+		buf[pg] = 1;
+		assert_int_equal(madvise(buf + pg, pg, MADV_DONTNEED), 0);
+	}
+	softhfi_get_stats(f->drv, &st);
+	assert_int_equal(st.events, events + 1);
+
+	/* The programmed page beside it is watched still. */
+	assert_int_equal(madvise(buf, pg, MADV_DONTNEED), 0);
+	assert_true(wait_mmu_event(f->drv));
+	assert_int_equal(tid_inval_read(f->drv, inval, ARRAY_SIZE(inval), &cnt),
+			 0);
+	assert_int_equal(cnt, 1);
+	assert_int_equal(inval[0], tid0);
+	assert_int_equal(tid_free(f->drv, &tid0, 1, &cnt), 0);
+
+	/* Programmed again: registered and watched again. */
+	softhfi_get_stats(f->drv, &st);
+	regs = st.uffd_registrations;
+	assert_int_equal(tid_update(f->drv, buf + pg, pg, &tid1, 1, &cnt, NULL),
+			 0);
+	softhfi_get_stats(f->drv, &st);
+	assert_int_equal(st.uffd_registrations, regs + 1);
+	assert_int_equal(madvise(buf + pg, pg, MADV_DONTNEED), 0);
+	assert_true(wait_mmu_event(f->drv));
+	assert_int_equal(tid_inval_read(f->drv, inval, ARRAY_SIZE(inval), &cnt),
+			 0);
+	assert_int_equal(cnt, 1);
+	assert_int_equal(inval[0], tid1);
+	assert_int_equal(tid_free(f->drv, &tid1, 1, &cnt), 0);
+	munmap(buf, 2 * pg);
+	close_and_check_pins(f);
+}
+
 static void *stalled_update_thread(void *arg)
 {
 	struct stalled_update *u = arg;
@@ -2432,6 +2516,7 @@ int main(int argc, char **argv)
 	const struct CMUnitTest tests[] = {
 		MM_TEST(test_remap_fixed_invalidates),
 		MM_TEST(test_registered_range_reused),
+		MM_TEST(test_unprogrammed_range_unwatched),
 		MM_TEST(test_remap_fixed_during_dma),
 		MM_TEST(test_events_sync),
 		MM_TEST(test_events_sync_address_reuse),

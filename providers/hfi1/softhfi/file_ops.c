@@ -125,6 +125,7 @@ static int assign_ctxt(struct softhfi_ctxt *ctx, uint64_t uarg)
 		goto err_exit_ring;
 	ctx->watch.lock = &ctx->lock;
 	ctx->watch.invalidate = invalidate_range_locked;
+	ctx->watch.programmed = sctxt_programmed;
 	ctx->watch.unlock = sctxt_watch_unlock;
 	ctx->watch.after_drain = sctxt_after_drain;
 	err = softhfi_notifier_attach(&ctx->watch);

@@ -22,6 +22,15 @@
  * so whoever drains after munmap() returned sees the event. The address
  * is free before munmap() returns, though (see unmap_in_flight()): the
  * drains also wait for the events the kernel has not handed over yet.
+ *
+ * A range stays registered after TID_FREE (entries may share pages, and
+ * registering costs a system call that takes mmap_lock for writing) until
+ * an event over it finds nothing programmed there in any context: the
+ * worker then unregisters it (unwatch_idle_locked()). Memory registered
+ * once and then trimmed by the allocator over and over (free() of heap
+ * memory, madvise(MADV_DONTNEED) of a thread's arena) reports once, not
+ * at every trim, which held every thread's lookup up until the monitor
+ * had read it, and made every context drain it.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -43,15 +52,18 @@
 
 /*
  * 16384 records of 32 bytes: 512 KiB per process. Ranges stay watched
- * after TID_FREE, so a heap that was registered once keeps reporting every
- * trim of it; an allocator-heavy process logs some 50,000 events a second,
- * and a worker starved of CPU for a few scheduler slices fell 6,500
- * behind. A wrap costs every context all its entries (OVERFLOW).
+ * after TID_FREE until their next event; before that was so, a heap that
+ * was registered once reported every trim of it, an allocator-heavy
+ * process logged some 50,000 events a second, and a worker starved of CPU
+ * for a few scheduler slices fell 6,500 behind. A wrap costs every
+ * context all its entries (OVERFLOW).
  */
 #define INVAL_LOG_ORDER 14
 #define INVAL_LOG_SIZE (1u << INVAL_LOG_ORDER)
 #define INVAL_LOG_MASK (INVAL_LOG_SIZE - 1)
 #define UFFD_READ_BATCH 16
+/* REMOVE events whose ranges one pass of unwatch_idle_locked() takes. */
+#define UNWATCH_BATCH 64
 
 /*
  * One logged event. A record is rewritten every INVAL_LOG_SIZE events, so
@@ -77,6 +89,9 @@ struct softhfi_notifier {
 	/* The consumers; under notifier_lock. */
 	TAILQ_HEAD(, softhfi_watch) watches;
 	unsigned int users;
+	/* The next record unwatch_idle_locked() looks at; the worker's. */
+	uint64_t unwatch_seq;
+	_Atomic uint64_t unregistrations; /* ranges it unregistered */
 	struct inval_rec log[INVAL_LOG_SIZE];
 };
 
@@ -192,6 +207,7 @@ static void *monitor_thread(void *arg)
 }
 
 static void drain_to_locked(struct softhfi_watch *w, uint64_t head);
+static void unwatch_idle_locked(struct softhfi_notifier *n, uint64_t head);
 
 /* Applies the log to every context, so no one has to call in for it. */
 static void *worker_thread(void *arg)
@@ -202,7 +218,7 @@ static void *worker_thread(void *arg)
 		{ .fd = n->stop_fd, .events = POLLIN },
 	};
 	struct softhfi_watch *w;
-	uint64_t count;
+	uint64_t count, head;
 
 	for (;;) {
 		if (poll(pfd, 2, -1) < 0)
@@ -213,6 +229,8 @@ static void *worker_thread(void *arg)
 			continue;
 
 		pthread_mutex_lock(&notifier_lock);
+		/* Every watch applies at least this much below. */
+		head = atomic_load_explicit(&n->head, memory_order_acquire);
 		TAILQ_FOREACH(w, &n->watches, link)
 		{
 			/*
@@ -234,6 +252,7 @@ static void *worker_thread(void *arg)
 			if (w->after_drain)
 				w->after_drain(w);
 		}
+		unwatch_idle_locked(n, head);
 		pthread_mutex_unlock(&notifier_lock);
 	}
 	return NULL;
@@ -652,6 +671,7 @@ static void drain_to_locked(struct softhfi_watch *w, uint64_t head)
 
 	if (cursor == head)
 		return;
+	w->events += head - cursor;
 	if (head - cursor > INVAL_LOG_SIZE)
 		goto overflow;
 	for (c = cursor; c < head; c++) {
@@ -666,6 +686,116 @@ overflow:
 out:
 	/* After the effects: see softhfi_notifier_pending(). */
 	atomic_store_explicit(&w->cursor, head, memory_order_release);
+}
+
+struct unwatch_range {
+	uint64_t start, end; /* end == start: dropped */
+};
+
+/*
+ * Unregister what @r names that no watch has programmed over. Every
+ * watch's lock is held across, so that no TID_UPDATE programs a range
+ * between the look and the UFFDIO_UNREGISTER, and no watch keeps one as
+ * the last range it registered (it would skip registering it again).
+ * Caller holds notifier_lock, which orders the watches' locks.
+ */
+static void unwatch_ranges_locked(struct softhfi_notifier *n,
+				  const struct unwatch_range *r,
+				  unsigned int nr)
+{
+	struct softhfi_watch *w;
+	unsigned int i;
+
+	TAILQ_FOREACH(w, &n->watches, link)
+	{
+		pthread_mutex_lock(w->lock);
+	}
+	for (i = 0; i < nr; i++) {
+		struct uffdio_range range = {
+			.start = r[i].start,
+			.len = r[i].end - r[i].start,
+		};
+		bool busy = false;
+
+		if (!range.len)
+			continue;
+		TAILQ_FOREACH(w, &n->watches, link)
+		{
+			if (!w->programmed ||
+			    w->programmed(w, r[i].start, r[i].end)) {
+				busy = true;
+				break;
+			}
+		}
+		if (busy)
+			continue;
+		TAILQ_FOREACH(w, &n->watches, link)
+		{
+			if (r[i].start < w->reg_end && w->reg_start < r[i].end)
+				w->reg_start = w->reg_end = 0;
+		}
+		/* Part of it may be unmapped by now: what is left goes. */
+		if (!ioctl(n->uffd, UFFDIO_UNREGISTER, &range))
+			atomic_fetch_add_explicit(&n->unregistrations, 1,
+						  memory_order_relaxed);
+	}
+	TAILQ_FOREACH(w, &n->watches, link)
+	{
+		if (w->unlock)
+			w->unlock(w);
+		else
+			pthread_mutex_unlock(w->lock);
+	}
+}
+
+/*
+ * Stop watching the ranges of the REMOVE events logged below @head over
+ * which nothing is programmed. The event invalidated whatever was, in
+ * every watch (each has applied the log up to @head), so only an entry
+ * programmed since keeps a range watched. madvise(DONTNEED, FREE) leaves
+ * a range registered, and a heap reports every trim of it otherwise; an
+ * UNMAP or a REMAP takes the registration with the mapping, and one
+ * logged after a REMOVE drops the REMOVE's range here: the address may
+ * be another mapping's by now. Records the log has overwritten are
+ * skipped: their ranges report again at their next event. Caller (the
+ * worker) holds notifier_lock.
+ */
+static void unwatch_idle_locked(struct softhfi_notifier *n, uint64_t head)
+{
+	struct unwatch_range r[UNWATCH_BATCH];
+	uint64_t seq = n->unwatch_seq, s, e;
+	unsigned int nr, i;
+	uint32_t reason;
+
+	if (head - seq > INVAL_LOG_SIZE)
+		seq = head - INVAL_LOG_SIZE;
+	while (seq < head) {
+		for (nr = 0; seq < head && nr < UNWATCH_BATCH; seq++) {
+			if (!read_rec(n, seq, &s, &e, &reason))
+				continue;
+			if (reason != SOFTHFI_INVAL_REMOVE) {
+				for (i = 0; i < nr; i++)
+					if (s < r[i].end && r[i].start < e)
+						r[i].end = r[i].start;
+				continue;
+			}
+			/* A heap trimmed over and over: the same range. */
+			if (nr && r[nr - 1].start == s && r[nr - 1].end == e)
+				continue;
+			r[nr].start = s;
+			r[nr].end = e;
+			nr++;
+		}
+		if (nr)
+			unwatch_ranges_locked(n, r, nr);
+	}
+	n->unwatch_seq = head;
+}
+
+uint64_t softhfi_notifier_unregistrations(struct softhfi_watch *w)
+{
+	return atomic_load_explicit(&w->notifier->unregistrations,
+				    memory_order_relaxed);
 }
 
 void softhfi_notifier_drain_locked(struct softhfi_watch *w)

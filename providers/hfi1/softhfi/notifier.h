@@ -42,6 +42,15 @@ struct softhfi_watch {
 	void (*unlock)(struct softhfi_watch *w);
 	softhfi_inval_fn invalidate;
 	/*
+	 * Optional: whether an entry is programmed over [start, end), with
+	 * w->lock held. A range that no watch has anything programmed over
+	 * when an event of it arrives is no longer watched (see
+	 * unwatch_idle_locked() in notifier.c); a watch without this keeps
+	 * every range watched.
+	 */
+	bool (*programmed)(struct softhfi_watch *w, uint64_t start,
+			   uint64_t end);
+	/*
 	 * Optional: called by the worker after each of its drains, with
 	 * w->lock released, for what the drain left to do outside the lock:
 	 * wake-ups and slow work (it must still never be needed for the
@@ -61,6 +70,7 @@ struct softhfi_watch {
 	 */
 	uint64_t reg_start, reg_end, reg_seq;
 	uint64_t registrations; /* UFFDIO_REGISTER calls; under lock */
+	uint64_t events; /* log records consumed; under lock */
 	TAILQ_ENTRY(softhfi_watch) link;
 	struct softhfi_notifier *notifier;
 };
@@ -93,6 +103,9 @@ void softhfi_notifier_detach(struct softhfi_watch *w);
  */
 int softhfi_notifier_watch(struct softhfi_watch *w, uint64_t start,
 			   uint64_t len);
+
+/* Ranges the process's notifier stopped watching (see programmed). */
+uint64_t softhfi_notifier_unregistrations(struct softhfi_watch *w);
 
 /* The sequence number of the next event; compare with changed_since(). */
 uint64_t softhfi_notifier_seq(struct softhfi_watch *w);

@@ -177,6 +177,7 @@ void ctxt_unlock(struct softhfi_ctxt *ctx);
 int tid_to_rcventry(const struct softhfi_ctxt *ctx, uint32_t tidinfo);
 void invalidate_range_locked(struct softhfi_watch *w, uint64_t start,
 			     uint64_t end, enum softhfi_inval_reason reason);
+bool sctxt_programmed(struct softhfi_watch *w, uint64_t start, uint64_t end);
 void sctxt_watch_unlock(struct softhfi_watch *w);
 void sctxt_after_drain(struct softhfi_watch *w);
 int tid_update(struct softhfi_ctxt *ctx, uint64_t uarg);

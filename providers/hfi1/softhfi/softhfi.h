@@ -69,6 +69,12 @@ struct softhfi_stats {
 	/* Ranges registered with the userfaultfd (a range known registered
 	 * is not registered again). */
 	uint64_t uffd_registrations;
+	/* Events of the process's notifier this context has read: every
+	 * watched range's, its own or not. */
+	uint64_t events;
+	/* Ranges the process's notifier stopped watching: nothing was
+	 * programmed over them when an event of theirs came. */
+	uint64_t uffd_unregistrations;
 };
 
 void softhfi_get_stats(struct hfi1_drv *drv, struct softhfi_stats *stats);

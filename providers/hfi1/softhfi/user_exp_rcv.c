@@ -474,6 +474,28 @@ void invalidate_range_locked(struct softhfi_watch *w, uint64_t start,
 	}
 }
 
+/*
+ * The notifier's question before it stops watching a range: is an entry
+ * programmed over [start, end), or being set up? (An invalidated one
+ * needs no more events.) Caller holds ctx->lock.
+ */
+bool sctxt_programmed(struct softhfi_watch *w, uint64_t start, uint64_t end)
+{
+	struct softhfi_ctxt *ctx = container_of(w, struct softhfi_ctxt, watch);
+	unsigned int i;
+
+	for (i = 0; i < ctx->params.expected_count; i++) {
+		const struct soft_tid *tid = &ctx->tids[i];
+
+		if ((tid->state == TID_PROGRAMMED ||
+		     tid->state == TID_ASSIGNED) &&
+		    tid->vaddr < end &&
+		    start < tid->vaddr + (uint64_t)tid->npages * ctx->page_size)
+			return true;
+	}
+	return false;
+}
+
 /* The worker's unlock after its drain: the signal goes with it. */
 void sctxt_watch_unlock(struct softhfi_watch *w)
 {
@@ -682,5 +704,9 @@ void softhfi_get_stats(struct hfi1_drv *drv, struct softhfi_stats *stats)
 	stats->invalidations = ctx->invalidations;
 	stats->overflows = ctx->overflows;
 	stats->uffd_registrations = ctx->watch.registrations;
+	stats->events = ctx->watch.events;
+	stats->uffd_unregistrations =
+		ctx->watching ? softhfi_notifier_unregistrations(&ctx->watch) :
+				0;
 	ctxt_unlock(ctx);
 }
