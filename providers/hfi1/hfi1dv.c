@@ -114,6 +114,9 @@ HFI1_EXPORT int hfi1dv_query_mr(struct ibv_mr *ibmr,
 	if (ret)
 		return ret;
 	mr = to_hfi1_mr(ibmr);
+	ret = hfi1_mr_check_registered(ctx, mr, __func__);
+	if (ret)
+		return ret;
 	r = atomic_load(&mr->active);
 	full.reason = atomic_load(&r->reason);
 	full.valid = !full.reason && hfi1_mrc_entry_valid(r->mrc.entry);

@@ -352,6 +352,26 @@ static int mr_ref_get(struct hfi1_context *ctx, struct hfi1_mr_ref *r)
 
 /* --- the verbs --- */
 
+/*
+ * An MR object outlives its registration (see struct hfi1_mr): a verb on
+ * one the application deregistered already finds its key 0.
+ */
+static int mr_not_registered(struct hfi1_context *ctx, const struct hfi1_mr *mr,
+			     const char *verb)
+{
+	hfi1_err(ctx, "%s: the MR of lkey 0x%x is not registered\n", verb,
+		 mr->vmr.ibv_mr.lkey);
+	return EINVAL;
+}
+
+int hfi1_mr_check_registered(struct hfi1_context *ctx, struct hfi1_mr *mr,
+			     const char *verb)
+{
+	if (atomic_load_explicit(&mr->key, memory_order_acquire))
+		return 0;
+	return mr_not_registered(ctx, mr, verb);
+}
+
 struct ibv_mr *hfi1_reg_mr(struct ibv_pd *ibpd, void *addr, size_t length,
 			   uint64_t hca_va, int access)
 {
@@ -400,9 +420,16 @@ int hfi1_dereg_mr(struct verbs_mr *vmr)
 {
 	struct hfi1_context *ctx = to_hfi1_ctx(vmr->ibv_mr.context);
 	struct hfi1_mr *mr = container_of(vmr, struct hfi1_mr, vmr);
-	struct hfi1_mr_ref *r = atomic_load(&mr->active);
+	struct hfi1_mr_ref *r;
 
-	atomic_store_explicit(&mr->key, 0, memory_order_release);
+	/*
+	 * Taking the key claims the MR: a second dereg (or one racing with
+	 * this) finds none and changes nothing, where it would put the
+	 * reference, count the PD and free the MR object a second time.
+	 */
+	if (!atomic_exchange_explicit(&mr->key, 0, memory_order_acq_rel))
+		return mr_not_registered(ctx, mr, "ibv_dereg_mr");
+	r = atomic_load(&mr->active);
 	/*
 	 * Memory unmapped while the MR was registered gets its event even if
 	 * the application deregisters it right after the munmap(): apply
@@ -436,6 +463,9 @@ int hfi1_rereg_mr(struct verbs_mr *vmr, int flags, struct ibv_pd *ibpd,
 	uint64_t iova;
 	int ret;
 
+	ret = hfi1_mr_check_registered(ctx, mr, "ibv_rereg_mr");
+	if (ret)
+		goto err;
 	if (!flags || (flags & ~IBV_REREG_MR_FLAGS_SUPPORTED)) {
 		hfi1_err(ctx, "flags 0x%x: none or unknown\n", flags);
 		ret = EINVAL;

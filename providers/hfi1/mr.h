@@ -50,7 +50,8 @@ struct hfi1_mr {
 	struct hfi1_mr_ref *_Atomic active;
 	/*
 	 * The key while registered; 0 while not (free, or changing under
-	 * rereg_mr), which no lookup matches.
+	 * rereg_mr), which no lookup matches. dereg_mr takes it with an
+	 * exchange, so that of two deregs of an MR one finds it 0.
 	 */
 	_Atomic uint32_t key;
 	uint32_t slot; /* index in the MR table */
@@ -127,6 +128,14 @@ void hfi1_mr_cleanup(struct hfi1_context *ctx);
 int hfi1_mr_lookup(struct hfi1_context *ctx, struct hfi1_pd *pd, uint32_t key,
 		   uint64_t iova, uint64_t len, int access, bool remote,
 		   struct hfi1_mr **mrp);
+/*
+ * For a verb (@verb, for the log) on an MR the application may have
+ * deregistered: 0 if @mr is registered, else EINVAL with a log line. MR
+ * objects stay allocated while the context lives, so a deregistered one
+ * can be told apart until a new registration reuses it.
+ */
+int hfi1_mr_check_registered(struct hfi1_context *ctx, struct hfi1_mr *mr,
+			     const char *verb);
 /* The last invalidation of @key in the history; 0 or ENOENT. */
 int hfi1_mr_find_event(struct hfi1_context *ctx, uint32_t key,
 		       struct hfi1_mr_event_rec *rec);

@@ -4,8 +4,9 @@
  * and rereg; bad input; a registered MR invalidated by munmap (the async
  * event, its identity, the MR's state, the data path's lookup); the cache
  * counters and per-context limits; max_mr, reached by MRs that share cache
- * entries, and the TIDs that bound MRs over distinct memory; hfi1dv on
- * another device; hits under libibverbs' fork protection.
+ * entries, and the TIDs that bound MRs over distinct memory; an MR used
+ * after its deregistration; hfi1dv on another device; hits under
+ * libibverbs' fork protection.
  *
  * Run by tests/with_soft_hfi.sh, which brings up hfi1_0 and hfi1_1. The
  * provider is linked into the program (hfi1_static), which also gives it
@@ -627,6 +628,24 @@ static int cmp_u32(const void *a, const void *b)
 }
 
 /*
+ * HFI1_MAX_MR MRs of 64-byte pieces of @buf, one page: they share one cache
+ * entry, so that max_mr is reached before the TIDs run out.
+ */
+static void reg_max_mr(struct fixture *f, struct ibv_pd *pd, char *buf,
+		       struct ibv_mr **mrs)
+{
+	int i;
+
+	for (i = 0; i < HFI1_MAX_MR; i++) {
+		mrs[i] = ibv_reg_mr(pd, buf + i % (f->page / 64) * 64, 64,
+				    RW_ACCESS);
+		if (!mrs[i])
+			fail_msg("MR %d of max_mr %d: %s", i, HFI1_MAX_MR,
+				 strerror(errno));
+	}
+}
+
+/*
  * max_mr is exact, and reached where MRs share cache entries: max_mr MRs
  * of 64-byte buffers in one page (one entry, one TID) all register, with
  * distinct keys; one more is ENOMEM; after a dereg, one registers again.
@@ -650,14 +669,9 @@ static void test_max_mr(void **state)
 	assert_non_null(keys);
 
 	query_cache(f->ctx, &before);
-	for (i = 0; i < n; i++) {
-		mrs[i] = ibv_reg_mr(f->pd, buf + i % (f->page / 64) * 64, 64,
-				    RW_ACCESS);
-		if (!mrs[i])
-			fail_msg("MR %d of max_mr %d: %s", i, n,
-				 strerror(errno));
+	reg_max_mr(f, f->pd, buf, mrs);
+	for (i = 0; i < n; i++)
 		keys[i] = mrs[i]->lkey;
-	}
 	query_cache(f->ctx, &after);
 	assert_int_equal(after.misses - before.misses, 1);
 	assert_int_equal(after.hits - before.hits, n - 1);
@@ -753,6 +767,81 @@ static void test_distinct_memory_tids(void **state)
 	munmap(buf, (expected + 1) * f->page);
 }
 
+/*
+ * A second dereg of an MR is EINVAL and changes nothing: the PD counts the
+ * MRs it has, and the MR table hands out each MR object once. With every
+ * slot of the table in use, the two freed by deregs are all there is: a
+ * third registration is ENOMEM, not the twice-freed MR a second time.
+ */
+static void test_dereg_twice(void **state)
+{
+	struct fixture *f = *state;
+	struct ibv_mr **mrs, *again[3];
+	char *buf = map(f->page);
+	struct ibv_pd *pd;
+	int i, j;
+
+	pd = ibv_alloc_pd(f->ctx);
+	assert_non_null(pd);
+	mrs = calloc(HFI1_MAX_MR, sizeof(*mrs));
+	assert_non_null(mrs);
+	reg_max_mr(f, pd, buf, mrs);
+
+	assert_int_equal(ibv_dereg_mr(mrs[0]), 0);
+	assert_int_equal(ibv_dereg_mr(mrs[1]), 0);
+	assert_int_equal(ibv_dereg_mr(mrs[0]), EINVAL);
+	assert_int_equal(ibv_dereg_mr(mrs[1]), EINVAL);
+	/* Nor can it be changed back into an MR. */
+	assert_int_not_equal(ibv_rereg_mr(mrs[0], IBV_REREG_MR_CHANGE_ACCESS,
+					  NULL, NULL, 0,
+					  IBV_ACCESS_LOCAL_WRITE),
+			     0);
+
+	for (i = 0; i < 3; i++) {
+		errno = 0;
+		again[i] = ibv_reg_mr(pd, buf, 64, RW_ACCESS);
+		if (!again[i])
+			break;
+	}
+	assert_int_equal(i, 2);
+	assert_int_equal(errno, ENOMEM);
+	for (j = 0; j < i; j++) {
+		assert_true(again[j] == mrs[0] || again[j] == mrs[1]);
+		assert_int_equal(lookup(again[j], again[j]->lkey,
+					(uintptr_t)buf, 64, 0, false),
+				 0);
+	}
+	assert_ptr_not_equal(again[0], again[1]);
+
+	for (i = 0; i < HFI1_MAX_MR; i++)
+		assert_int_equal(ibv_dereg_mr(mrs[i]), 0);
+	/* The PD counts no MR that is not there. */
+	assert_int_equal(ibv_dealloc_pd(pd), 0);
+	free(mrs);
+	munmap(buf, f->page);
+}
+
+/* hfi1dv_query_mr() of a deregistered MR: EINVAL, whatever it held. */
+static void test_query_mr_after_dereg(void **state)
+{
+	struct fixture *f = *state;
+	struct hfi1dv_mr_attr attr = {};
+	char *buf = map(MiB);
+	struct ibv_mr *mr;
+
+	mr = ibv_reg_mr(f->pd, buf, MiB, RW_ACCESS);
+	assert_non_null(mr);
+	assert_int_equal(ibv_dereg_mr(mr), 0);
+	assert_int_equal(hfi1dv_query_mr(mr, &attr, sizeof(attr)), EINVAL);
+
+	/* Invalidated, then deregistered: the same. */
+	mr = ibv_reg_mr(f->pd, buf, MiB, RW_ACCESS);
+	assert_non_null(mr);
+	munmap(buf, MiB);
+	assert_int_equal(ibv_dereg_mr(mr), 0);
+	assert_int_equal(hfi1dv_query_mr(mr, &attr, sizeof(attr)), EINVAL);
+}
+
 /* hfi1dv on a context of another provider's device. */
 static void test_other_device(void **state)
 {
@@ -846,6 +935,10 @@ int main(int argc, char **argv)
 		cmocka_unit_test_setup_teardown(test_limits, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_max_mr, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_distinct_memory_tids,
+						setup, teardown),
+		cmocka_unit_test_setup_teardown(test_dereg_twice, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_query_mr_after_dereg,
 						setup, teardown),
 		cmocka_unit_test(test_other_device),
 	};
