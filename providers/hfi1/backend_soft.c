@@ -189,6 +189,9 @@ hfi1_soft_query_device_ex(struct ibv_context *ibctx,
 	struct ibv_device_attr_ex full = {};
 	int ret;
 
+	ret = hfi1_check_owned(ctx, __func__);
+	if (ret)
+		return ret;
 	if (input && input->comp_mask) {
 		hfi1_err(ctx, "unknown comp_mask 0x%x\n", input->comp_mask);
 		return EINVAL;
@@ -210,7 +213,13 @@ hfi1_soft_query_device_ex(struct ibv_context *ibctx,
 static int hfi1_soft_query_port_op(struct ibv_context *ibctx, uint8_t port,
 				   struct ibv_port_attr *attr)
 {
-	return hfi1_soft_query_port(to_hfi1_ctx(ibctx), port, attr);
+	struct hfi1_context *ctx = to_hfi1_ctx(ibctx);
+	int ret;
+
+	ret = hfi1_check_owned(ctx, __func__);
+	if (ret)
+		return ret;
+	return hfi1_soft_query_port(ctx, port, attr);
 }
 
 static const struct verbs_context_ops hfi1_soft_ctx_ops = {

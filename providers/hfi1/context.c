@@ -89,6 +89,20 @@ err_async:
 	return NULL;
 }
 
+int hfi1_refuse_child(struct hfi1_context *ctx, const char *verb)
+{
+	hfi1_err(
+		ctx,
+		"%s: refused in a forked child: the context and the pages it pins are the parent's\n",
+		verb);
+	return EIO;
+}
+
+/*
+ * In a forked child this releases the child's copy of the context only:
+ * the event thread, the cache's TIDs and counters, the stats file and the
+ * driver's context are the parent's (each part below tells a child too).
+ */
 void hfi1_free_context(struct ibv_context *ibctx)
 {
 	struct hfi1_context *ctx = to_hfi1_ctx(ibctx);
@@ -96,7 +110,10 @@ void hfi1_free_context(struct ibv_context *ibctx)
 
 	hfi1_async_close(ctx);
 	/* The event thread stops first: its callbacks use what follows. */
-	hfi1_evloop_destroy(ctx->evloop);
+	if (hfi1_drv_owned(ctx->drv))
+		hfi1_evloop_destroy(ctx->evloop);
+	else
+		hfi1_evloop_drop(ctx->evloop);
 	hfi1_mr_cleanup(ctx);
 	if (be->close)
 		be->close(ctx);

@@ -108,20 +108,25 @@ int hfi1_evloop_start(struct hfi1_evloop *loop)
 	return 0;
 }
 
+void hfi1_evloop_drop(struct hfi1_evloop *loop)
+{
+	if (!loop)
+		return;
+	if (loop->fds[0].fd >= 0)
+		close(loop->fds[0].fd);
+	free(loop);
+}
+
 void hfi1_evloop_destroy(struct hfi1_evloop *loop)
 {
 	uint64_t one = 1;
 
-	if (!loop)
-		return;
-	if (loop->running) {
+	if (loop && loop->running) {
 		if (write(loop->fds[0].fd, &one, sizeof(one)) != sizeof(one))
 			hfi1_err(loop->ctx,
 				 "cannot stop the event thread: %s\n",
 				 strerror(errno));
 		pthread_join(loop->thread, NULL);
 	}
-	if (loop->fds[0].fd >= 0)
-		close(loop->fds[0].fd);
-	free(loop);
+	hfi1_evloop_drop(loop);
 }

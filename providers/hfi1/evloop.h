@@ -33,5 +33,12 @@ int hfi1_evloop_add(struct hfi1_evloop *loop, int fd, hfi1_evloop_fn fn,
 int hfi1_evloop_start(struct hfi1_evloop *loop);
 /* Stop the thread and wait for it: no callback runs after. NULL is fine. */
 void hfi1_evloop_destroy(struct hfi1_evloop *loop);
+/*
+ * hfi1_evloop_destroy() for a forked child's copy: the thread is the
+ * parent's (fork() copies only the calling thread), and the stop fd the
+ * parent's thread polls, so that stopping it would stop the parent's.
+ * Frees the child's copy only. NULL is fine.
+ */
+void hfi1_evloop_drop(struct hfi1_evloop *loop);
 
 #endif /* HFI1_EVLOOP_H */

@@ -147,6 +147,22 @@ static inline struct hfi1_pd *to_hfi1_pd(struct ibv_pd *ibpd)
  */
 void hfi1_log_line(void *arg, int level, const char *msg);
 
+/*
+ * A context belongs to the process that opened it: the pages its MRs and
+ * TIDs pin are that process's. A forked child can only close it (FORK in
+ * libhfi1(7)): every verb on a context begins with this check, 0 in the
+ * owner, and in a child EIO with a log line naming @verb (its __func__).
+ * A few loads: the driver's owned op.
+ */
+int hfi1_refuse_child(struct hfi1_context *ctx, const char *verb);
+
+static inline int hfi1_check_owned(struct hfi1_context *ctx, const char *verb)
+{
+	if (__builtin_expect(hfi1_drv_owned(ctx->drv), 1))
+		return 0;
+	return hfi1_refuse_child(ctx, verb);
+}
+
 /* Is this device ours (as mlx5dv's is_mlx5_dev())? For hfi1dv. */
 bool hfi1_is_hfi1_dev(struct ibv_device *ibdev);
 

@@ -17,10 +17,15 @@
 /* The smallest struct a caller may pass: up to and with the comp_mask. */
 #define HFI1DV_MIN_LEN sizeof(uint64_t)
 
-/* A context of an hfi1 device whose backend has the MR cache. */
-static int dv_context(struct ibv_context *ibctx, struct hfi1_context **ctxp)
+/*
+ * A context of an hfi1 device whose backend has the MR cache, of this
+ * process: in a forked child EIO (@verb names the call in the log).
+ */
+static int dv_context(struct ibv_context *ibctx, struct hfi1_context **ctxp,
+		      const char *verb)
 {
 	struct hfi1_context *ctx;
+	int ret;
 
 	if (!ibctx || !hfi1_is_hfi1_dev(ibctx->device))
 		return EOPNOTSUPP;
@@ -28,6 +33,9 @@ static int dv_context(struct ibv_context *ibctx, struct hfi1_context **ctxp)
 	/* The kernel backend has no MR cache (yet). */
 	if (!ctx->mr)
 		return EOPNOTSUPP;
+	ret = hfi1_check_owned(ctx, verb);
+	if (ret)
+		return ret;
 	*ctxp = ctx;
 	return 0;
 }
@@ -63,7 +71,7 @@ HFI1_EXPORT int hfi1dv_get_mr_event(struct ibv_context *context,
 	struct hfi1_context *ctx;
 	int ret;
 
-	ret = dv_context(context, &ctx);
+	ret = dv_context(context, &ctx, __func__);
 	if (ret)
 		return ret;
 	if (!event || !out || outlen < HFI1DV_MIN_LEN) {
@@ -103,7 +111,7 @@ HFI1_EXPORT int hfi1dv_query_mr(struct ibv_mr *ibmr,
 
 	if (!ibmr)
 		return EINVAL;
-	ret = dv_context(ibmr->context, &ctx);
+	ret = dv_context(ibmr->context, &ctx, __func__);
 	if (ret)
 		return ret;
 	if (!attr || outlen < HFI1DV_MIN_LEN) {
@@ -135,7 +143,7 @@ HFI1_EXPORT int hfi1dv_query_mr_cache(struct ibv_context *context,
 	struct hfi1_context *ctx;
 	int ret;
 
-	ret = dv_context(context, &ctx);
+	ret = dv_context(context, &ctx, __func__);
 	if (ret)
 		return ret;
 	if (!stats || outlen < HFI1DV_MIN_LEN) {
@@ -176,7 +184,7 @@ hfi1dv_set_mr_cache_limits(struct ibv_context *context,
 	struct hfi1_context *ctx;
 	int ret;
 
-	ret = dv_context(context, &ctx);
+	ret = dv_context(context, &ctx, __func__);
 	if (ret)
 		return ret;
 	if (!limits || inlen < HFI1DV_MIN_LEN) {
@@ -229,7 +237,7 @@ hfi1dv_get_mr_cache_limits(struct ibv_context *context,
 	struct hfi1_context *ctx;
 	int ret;
 
-	ret = dv_context(context, &ctx);
+	ret = dv_context(context, &ctx, __func__);
 	if (ret)
 		return ret;
 	if (!limits || outlen < HFI1DV_MIN_LEN) {

@@ -382,6 +382,10 @@ struct ibv_mr *hfi1_reg_mr(struct ibv_pd *ibpd, void *addr, size_t length,
 	uint32_t key;
 	int ret;
 
+	/* Before anything: a child's hit would be an MR over the parent's. */
+	ret = hfi1_check_owned(ctx, __func__);
+	if (ret)
+		goto err;
 	ret = check_mr_input(ctx, addr, length, hca_va, access);
 	if (ret)
 		goto err;
@@ -421,7 +425,11 @@ int hfi1_dereg_mr(struct verbs_mr *vmr)
 	struct hfi1_context *ctx = to_hfi1_ctx(vmr->ibv_mr.context);
 	struct hfi1_mr *mr = container_of(vmr, struct hfi1_mr, vmr);
 	struct hfi1_mr_ref *r;
+	int ret;
 
+	ret = hfi1_check_owned(ctx, __func__);
+	if (ret)
+		return ret;
 	/*
 	 * Taking the key claims the MR: a second dereg (or one racing with
 	 * this) finds none and changes nothing, where it would put the
@@ -463,6 +471,9 @@ int hfi1_rereg_mr(struct verbs_mr *vmr, int flags, struct ibv_pd *ibpd,
 	uint64_t iova;
 	int ret;
 
+	ret = hfi1_check_owned(ctx, __func__);
+	if (ret)
+		goto err;
 	ret = hfi1_mr_check_registered(ctx, mr, "ibv_rereg_mr");
 	if (ret)
 		goto err;

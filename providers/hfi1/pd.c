@@ -12,7 +12,13 @@ struct ibv_pd *hfi1_alloc_pd(struct ibv_context *ibctx)
 {
 	struct hfi1_context *ctx = to_hfi1_ctx(ibctx);
 	struct hfi1_pd *pd;
+	int ret;
 
+	ret = hfi1_check_owned(ctx, __func__);
+	if (ret) {
+		errno = ret;
+		return NULL;
+	}
 	pd = calloc(1, sizeof(*pd));
 	if (!pd) {
 		errno = ENOMEM;
@@ -40,7 +46,11 @@ int hfi1_dealloc_pd(struct ibv_pd *ibpd)
 {
 	struct hfi1_context *ctx = to_hfi1_ctx(ibpd->context);
 	struct hfi1_pd *pd = to_hfi1_pd(ibpd);
+	int ret;
 
+	ret = hfi1_check_owned(ctx, __func__);
+	if (ret)
+		return ret;
 	if (atomic_load(&pd->usecnt)) {
 		hfi1_err(ctx, "PD %u still has %d objects\n", pd->pdn,
 			 atomic_load(&pd->usecnt));

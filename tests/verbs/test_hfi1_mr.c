@@ -5,8 +5,8 @@
  * event, its identity, the MR's state, the data path's lookup); the cache
  * counters and per-context limits; max_mr, reached by MRs that share cache
  * entries, and the TIDs that bound MRs over distinct memory; an MR used
- * after its deregistration; hfi1dv on another device; hits under
- * libibverbs' fork protection.
+ * after its deregistration; a forked child on its parent's context; hfi1dv
+ * on another device; hits under libibverbs' fork protection.
  *
  * Run by tests/with_soft_hfi.sh, which brings up hfi1_0 and hfi1_1. The
  * provider is linked into the program (hfi1_static), which also gives it
@@ -21,16 +21,19 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>
+#include <stdio.h>
 #include <string.h>
 #include <unistd.h>
 #include <sys/mman.h>
 #include <sys/syscall.h>
+#include <sys/wait.h>
 #include <cmocka.h>
 #include <infiniband/hfi1dv.h>
 #include <infiniband/verbs.h>
 
 /* hfi1_mr_lookup(), the data path's key check, is not an API. */
 #include "mr.h"
+#include "stats.h"
 
 #define MiB (1UL << 20)
 #define RW_ACCESS                                           \
@@ -842,6 +845,140 @@ static void test_query_mr_after_dereg(void **state)
 	assert_int_equal(hfi1dv_query_mr(mr, &attr, sizeof(attr)), EINVAL);
 }
 
+/*
+ * The child's checks: cmocka's asserts would unwind into the child's copy
+ * of the test runner, so a failure is a line and an exit status.
+ */
+#define CHILD_CHECK(cond)                                                \
+	do {                                                             \
+		if (!(cond)) {                                           \
+			fprintf(stderr, "child: %s:%d: %s (errno %d)\n", \
+				__FILE__, __LINE__, #cond, errno);       \
+			fflush(NULL);                                    \
+			_exit(1);                                        \
+		}                                                        \
+	} while (0)
+
+/*
+ * What a forked child tries on its parent's context: every verb fails
+ * with EIO, a hit on the parent's cached memory included, and none
+ * changes the parent's state; closing the context releases only the
+ * child's copy of it.
+ */
+static void fork_child(struct fixture *f, struct ibv_mr *mr, char *buf,
+		       size_t len)
+{
+	struct hfi1dv_mr_cache_limits limits = {};
+	struct hfi1dv_mr_cache_stats stats = {};
+	struct hfi1dv_mr_attr attr = {};
+	struct ibv_device_attr dattr;
+	struct ibv_port_attr pattr;
+	char *mine;
+
+	/*
+	 * Copy-on-write: from here on these pages are the child's own. (With
+	 * ibv_fork_init() the child has no mapping there at all.)
+	 */
+	if (ibv_is_fork_initialized() != IBV_FORK_ENABLED)
+		memset(buf, 0xc5, len);
+	mine = mmap(NULL, MiB, PROT_READ | PROT_WRITE,
+		    MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	CHILD_CHECK(mine != MAP_FAILED);
+	memset(mine, 1, MiB);
+
+	errno = 0;
+	CHILD_CHECK(!ibv_reg_mr(f->pd, mine, MiB, RW_ACCESS) && errno == EIO);
+	/* A hit on the parent's cached memory gives no MR either. */
+	errno = 0;
+	CHILD_CHECK(!ibv_reg_mr(f->pd, buf, len, RW_ACCESS) && errno == EIO);
+	errno = 0;
+	CHILD_CHECK(!ibv_reg_mr(f->pd, buf + f->page, f->page,
+				IBV_ACCESS_LOCAL_WRITE) &&
+		    errno == EIO);
+	CHILD_CHECK(ibv_rereg_mr(mr, IBV_REREG_MR_CHANGE_ACCESS, NULL, NULL, 0,
+				 IBV_ACCESS_LOCAL_WRITE) != 0);
+	CHILD_CHECK(ibv_dereg_mr(mr) == EIO);
+	CHILD_CHECK(hfi1dv_query_mr(mr, &attr, sizeof(attr)) == EIO);
+	CHILD_CHECK(hfi1dv_query_mr_cache(f->ctx, &stats, sizeof(stats)) ==
+		    EIO);
+	CHILD_CHECK(hfi1dv_get_mr_cache_limits(f->ctx, &limits,
+					       sizeof(limits)) == EIO);
+	limits.comp_mask = HFI1DV_MR_CACHE_LIMIT_ENABLED;
+	limits.enabled = 0;
+	CHILD_CHECK(hfi1dv_set_mr_cache_limits(f->ctx, &limits,
+					       sizeof(limits)) == EIO);
+	errno = 0;
+	CHILD_CHECK(!ibv_alloc_pd(f->ctx) && errno == EIO);
+	CHILD_CHECK(ibv_dealloc_pd(f->pd) == EIO);
+	CHILD_CHECK(ibv_query_device(f->ctx, &dattr) == EIO);
+	CHILD_CHECK(ibv_query_port(f->ctx, 1, &pattr) == EIO);
+	CHILD_CHECK(ibv_close_device(f->ctx) == 0);
+	/* The provider's log lines, without the runner's atexit handlers. */
+	fflush(NULL);
+	_exit(0);
+}
+
+/*
+ * fork() after a registration: the child can do nothing with the parent's
+ * context but close it, and afterwards the parent's counters, stats file,
+ * MR, cache and event thread are as they were.
+ */
+static void test_fork(void **state)
+{
+	struct fixture *f = *state;
+	struct hfi1_context *hctx = to_hfi1_ctx(f->ctx);
+	struct hfi1dv_mr_cache_stats before, after;
+	struct hfi1dv_mr_attr attr = {};
+	struct ibv_async_event ev;
+	size_t len = 4 * MiB;
+	char *buf = map(len);
+	const char *path;
+	struct ibv_mr *mr, *hit;
+	int status;
+	pid_t pid;
+
+	mr = ibv_reg_mr(f->pd, buf, len, RW_ACCESS);
+	assert_non_null(mr);
+	query_cache(f->ctx, &before);
+	assert_int_equal(before.pinned_bytes, len);
+
+	/* What is buffered is the parent's to print, not the child's too. */
+	fflush(NULL);
+	pid = fork();
+	assert_true(pid >= 0);
+	if (!pid)
+		fork_child(f, mr, buf, len);
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	assert_true(WIFEXITED(status));
+	assert_int_equal(WEXITSTATUS(status), 0);
+
+	/* Nothing the child did shows in the parent. */
+	query_cache(f->ctx, &after);
+	assert_memory_equal(&after, &before, sizeof(before));
+	path = hfi1_stats_path(hctx->mr->stats);
+	if (path)
+		assert_int_equal(access(path, F_OK), 0);
+	assert_int_equal(hfi1dv_query_mr(mr, &attr, sizeof(attr)), 0);
+	assert_int_equal(attr.valid, 1);
+	assert_int_equal(lookup(mr, mr->lkey, (uintptr_t)buf, len,
+				IBV_ACCESS_LOCAL_WRITE, false),
+			 0);
+	hit = ibv_reg_mr(f->pd, buf, len, RW_ACCESS);
+	assert_non_null(hit);
+	assert_int_equal(ibv_dereg_mr(hit), 0);
+	query_cache(f->ctx, &after);
+	assert_int_equal(after.hits - before.hits, 1);
+	assert_int_equal(after.pinned_bytes, len);
+
+	/* The event thread still runs: an unmapping is told unasked. */
+	assert_int_equal(munmap(buf, len), 0);
+	assert_true(next_event(f->ctx, &ev));
+	assert_int_equal(ev.event_type, HFI1DV_EVENT_MR_INVALIDATED);
+	assert_int_equal((uint32_t)ev.element.port_num, mr->lkey);
+	ibv_ack_async_event(&ev);
+	assert_int_equal(ibv_dereg_mr(mr), 0);
+}
+
 /* hfi1dv on a context of another provider's device. */
 static void test_other_device(void **state)
 {
@@ -940,6 +1077,7 @@ int main(int argc, char **argv)
 						teardown),
 		cmocka_unit_test_setup_teardown(test_query_mr_after_dereg,
 						setup, teardown),
+		cmocka_unit_test_setup_teardown(test_fork, setup, teardown),
 		cmocka_unit_test(test_other_device),
 	};
 	const struct CMUnitTest thread_tests[] = {

@@ -102,6 +102,17 @@ struct hfi1_drv_ops {
 	 */
 	void (*pin_refusal)(struct hfi1_drv *drv,
 			    struct hfi1_drv_pin_refusal *refusal);
+	/*
+	 * Optional: whether the calling process owns the context. A backend
+	 * whose context belongs to the process that opened it (the soft
+	 * HFI's: a forked child gets EIO from every command) says so here,
+	 * so that the provider refuses a child's verbs before they reach
+	 * state the child only has a copy of. Called at the start of every
+	 * verb: must be cheap and take no lock (the soft HFI's is two loads,
+	 * getpid() where the kernel lacks MADV_WIPEONFORK). NULL: any caller
+	 * may use the context (the kernel backend: the kernel decides).
+	 */
+	bool (*owned)(const struct hfi1_drv *drv);
 };
 
 /* One assigned hfi1 user context. */
@@ -190,6 +201,12 @@ static inline void hfi1_drv_pin_refusal(struct hfi1_drv *drv,
 		drv->ops->pin_refusal(drv, refusal);
 	else
 		memset(refusal, 0, sizeof(*refusal));
+}
+
+/* Whether the caller owns @drv (see the owned op): false in a forked child. */
+static inline bool hfi1_drv_owned(const struct hfi1_drv *drv)
+{
+	return !drv->ops->owned || drv->ops->owned(drv);
 }
 
 static inline void hfi1_drv_close(struct hfi1_drv *drv)

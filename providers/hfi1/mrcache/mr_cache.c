@@ -903,6 +903,15 @@ void hfi1_mrc_get_limits(struct hfi1_mrc *c, struct hfi1_mrc_limits *limits)
 	pthread_mutex_unlock(&c->lock);
 }
 
+/* The cache's memory, without a lock: see hfi1_mrc_destroy(). */
+static void mrc_free(struct hfi1_mrc *c)
+{
+	free(c->inval_buf);
+	free(c->orphan);
+	free(c->owner);
+	free(c);
+}
+
 struct hfi1_mrc *hfi1_mrc_create(struct hfi1_drv *drv,
 				 const struct hfi1_mrc_limits *limits,
 				 struct hfi1_mrc_counters *counters,
@@ -947,12 +956,21 @@ struct hfi1_mrc *hfi1_mrc_create(struct hfi1_drv *drv,
 	return c;
 
 err_free:
-	free(c->inval_buf);
-	free(c->orphan);
-	free(c->owner);
-	free(c);
+	mrc_free(c);
 	errno = ENOMEM;
 	return NULL;
+}
+
+/* hfi1_mrc_destroy() in a forked child: its copy of the memory only. */
+static void mrc_drop(struct hfi1_mrc *c)
+{
+	struct hfi1_mrc_entry *e;
+
+	while ((e = TAILQ_FIRST(&c->all))) {
+		TAILQ_REMOVE(&c->all, e, all);
+		free(e);
+	}
+	mrc_free(c);
 }
 
 void hfi1_mrc_destroy(struct hfi1_mrc *c)
@@ -963,6 +981,10 @@ void hfi1_mrc_destroy(struct hfi1_mrc *c)
 
 	if (!c)
 		return;
+	if (!hfi1_drv_owned(c->drv)) {
+		mrc_drop(c);
+		return;
+	}
 	pthread_mutex_lock(&c->lock);
 	while ((e = TAILQ_FIRST(&c->all))) {
 		atomic_store_explicit(&e->valid, false, memory_order_release);
@@ -980,10 +1002,7 @@ void hfi1_mrc_destroy(struct hfi1_mrc *c)
 	free_victims(c, &victims);
 	pthread_mutex_destroy(&c->drain_lock);
 	pthread_mutex_destroy(&c->lock);
-	free(c->inval_buf);
-	free(c->orphan);
-	free(c->owner);
-	free(c);
+	mrc_free(c);
 }
 
 /* For the data path */

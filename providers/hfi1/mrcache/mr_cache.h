@@ -85,7 +85,14 @@ struct hfi1_mrc *hfi1_mrc_create(struct hfi1_drv *drv,
 				 const struct hfi1_mrc_limits *limits,
 				 struct hfi1_mrc_counters *counters,
 				 const struct hfi1_mrc_ops *ops);
-/* TID_FREEs everything; refs still held are told HFI1_MRC_INVAL_FLUSHED. */
+/*
+ * TID_FREEs everything; refs still held are told HFI1_MRC_INVAL_FLUSHED.
+ * In a process that does not own the driver's context (a forked child,
+ * hfi1_drv_owned()) it frees the child's copy of the cache only: the TIDs,
+ * the pinned pages and the counters are the parent's, so no TID_FREE, no
+ * counter and no ops call; nor any lock, which a thread of the parent may
+ * have held at fork().
+ */
 void hfi1_mrc_destroy(struct hfi1_mrc *c);
 
 /* Apply new limits, evicting idle entries to fit; 0 or EINVAL. */

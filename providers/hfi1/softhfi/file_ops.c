@@ -294,6 +294,11 @@ static void sctxt_sync_returned(struct hfi1_drv *drv)
 	ctxt_unlock(ctx);
 }
 
+static bool sctxt_owned_op(const struct hfi1_drv *drv)
+{
+	return sctxt_owned(container_of(drv, const struct softhfi_ctxt, drv));
+}
+
 static const struct hfi1_drv_ops sctxt_ops = {
 	.name = "soft",
 	.ioctl = sctxt_ioctl,
@@ -302,6 +307,7 @@ static const struct hfi1_drv_ops sctxt_ops = {
 	.sync_returned = sctxt_sync_returned,
 	.place = sctxt_place,
 	.pin_refusal = sctxt_pin_refusal,
+	.owned = sctxt_owned_op,
 };
 
 void softhfi_default_params(struct softhfi_params *params)
