@@ -866,7 +866,7 @@ static void test_query_mr_after_dereg(void **state)
  * child's copy of it.
  */
 static void fork_child(struct fixture *f, struct ibv_mr *mr, char *buf,
-		       size_t len)
+		       size_t len, bool channels)
 {
 	struct hfi1dv_mr_cache_limits limits = {};
 	struct hfi1dv_mr_cache_stats stats = {};
@@ -912,6 +912,10 @@ static void fork_child(struct fixture *f, struct ibv_mr *mr, char *buf,
 	CHILD_CHECK(ibv_dealloc_pd(f->pd) == EIO);
 	CHILD_CHECK(ibv_query_device(f->ctx, &dattr) == EIO);
 	CHILD_CHECK(ibv_query_port(f->ctx, 1, &pattr) == EIO);
+	/* The parent's uverbs command channel answers the child EIO too. */
+	errno = 0;
+	CHILD_CHECK(!channels ||
+		    (!ibv_create_comp_channel(f->ctx) && errno == EIO));
 	CHILD_CHECK(ibv_close_device(f->ctx) == 0);
 	/* The provider's log lines, without the runner's atexit handlers. */
 	fflush(NULL);
@@ -933,10 +937,17 @@ static void test_fork(void **state)
 	size_t len = 4 * MiB;
 	char *buf = map(len);
 	const char *path;
+	struct ibv_comp_channel *ch;
 	struct ibv_mr *mr, *hit;
+	bool channels;
 	int status;
 	pid_t pid;
 
+	/* Where the soft HFI has a command channel (FUSE): see below. */
+	ch = ibv_create_comp_channel(f->ctx);
+	channels = ch;
+	if (ch)
+		assert_int_equal(ibv_destroy_comp_channel(ch), 0);
 	mr = ibv_reg_mr(f->pd, buf, len, RW_ACCESS);
 	assert_non_null(mr);
 	query_cache(f->ctx, &before);
@@ -947,7 +958,7 @@ static void test_fork(void **state)
 	pid = fork();
 	assert_true(pid >= 0);
 	if (!pid)
-		fork_child(f, mr, buf, len);
+		fork_child(f, mr, buf, len, channels);
 	assert_int_equal(waitpid(pid, &status, 0), pid);
 	assert_true(WIFEXITED(status));
 	assert_int_equal(WEXITSTATUS(status), 0);
@@ -970,6 +981,17 @@ static void test_fork(void **state)
 	assert_int_equal(after.hits - before.hits, 1);
 	assert_int_equal(after.pinned_bytes, len);
 
+	/*
+	 * The command channel's server thread still runs (the child's close
+	 * stopped it once, and a command then waited for ever: alarm()).
+	 */
+	if (channels) {
+		alarm(30);
+		ch = ibv_create_comp_channel(f->ctx);
+		alarm(0);
+		assert_non_null(ch);
+		assert_int_equal(ibv_destroy_comp_channel(ch), 0);
+	}
 	/* The event thread still runs: an unmapping is told unasked. */
 	assert_int_equal(munmap(buf, len), 0);
 	assert_true(next_event(f->ctx, &ev));

@@ -98,7 +98,9 @@ struct softhfi_uverbs *softhfi_uverbs_open(void (*log)(void *arg, int level,
 int softhfi_uverbs_fd(const struct softhfi_uverbs *u);
 /*
  * Stops the server and ends the connection: the command file, if still
- * open, fails every command from then on. The caller closes it.
+ * open, fails every command from then on. The caller closes it. In a
+ * forked child it frees the child's copy only: the server is the
+ * parent's, and goes on serving it.
  */
 void softhfi_uverbs_close(struct softhfi_uverbs *u);
 

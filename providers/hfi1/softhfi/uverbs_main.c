@@ -73,6 +73,7 @@ struct softhfi_uverbs {
 	int cmd_fd; /* the open file: the context's cmd_fd */
 	uid_t uid;
 	gid_t gid;
+	pid_t pid; /* the opener, whose thread serves: see softhfi_uverbs_close() */
 
 	/*
 	 * The write ends of the completion channels handed out, for the
@@ -513,6 +514,7 @@ struct softhfi_uverbs *softhfi_uverbs_open(void (*log)(void *arg, int level,
 	u->cmd_fd = -1;
 	u->uid = geteuid();
 	u->gid = getegid();
+	u->pid = getpid();
 	u->stop_fd = eventfd(0, EFD_CLOEXEC);
 	if (u->stop_fd < 0) {
 		ret = errno;
@@ -596,6 +598,24 @@ void softhfi_uverbs_close(struct softhfi_uverbs *u)
 
 	if (!u)
 		return;
+	/*
+	 * A forked child's copy: the server thread, the connection and the
+	 * mount are the parent's, and stop_fd is the eventfd the parent's
+	 * thread polls, so that writing it would stop the parent's server.
+	 * The child closes its copies of the fds it may close (its /dev/fuse
+	 * fd went at fork, see atfork_child(), so the session, which would
+	 * close that number again, is left) and frees the rest.
+	 */
+	if (getpid() != u->pid) {
+		if (u->mnt_fd >= 0)
+			close(u->mnt_fd);
+		for (i = 0; i < u->nchannels; i++)
+			close(u->channel_wr[i]);
+		close(u->stop_fd);
+		free(u->mnt_dir);
+		free(u);
+		return;
+	}
 	if (u->thread_running) {
 		if (write(u->stop_fd, &one, sizeof(one)) != sizeof(one))
 			uv_log(u, UV_LOG_ERR,
