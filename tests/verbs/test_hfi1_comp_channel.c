@@ -180,14 +180,16 @@ static void test_bad_commands(void **state)
 	(void)state;
 	ctx = open_hfi1("hfi1_0");
 
-	/* A response address that is not mapped: EFAULT, no crash. */
-	gone = mmap(NULL, 4096, PROT_READ | PROT_WRITE,
-		    MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	/*
+	 * A response address that cannot be written: EFAULT, no crash. It
+	 * stays reserved (PROT_NONE) so that no other mapping lands there.
+	 */
+	gone = mmap(NULL, 4096, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 	assert_ptr_not_equal(gone, MAP_FAILED);
-	munmap(gone, 4096);
 	c.cmd.response = (uintptr_t)gone;
 	assert_int_equal(write(ctx->cmd_fd, &c, sizeof(c)), -1);
 	assert_int_equal(errno, EFAULT);
+	munmap(gone, 4096);
 
 	/* A length that is not the header's. */
 	c.cmd.response = (uintptr_t)&resp;
