@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0 OR BSD-2-Clause
 /*
- * libhfi1: memory regions of the soft backend, served by the MR cache.
+ * libhfi1: memory regions served by the MR cache, on a backend that has it
+ * (HFI1_BACKEND_MR_CACHE: the soft HFI today).
  *
  * Every MR holds a reference on a cache entry (an expected-receive TID
  * registration covering it). A registration takes two locks once each: the

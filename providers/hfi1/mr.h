@@ -38,7 +38,7 @@ struct hfi1_mr_ref {
 };
 
 /*
- * A memory region of the soft backend. MR objects are never freed while
+ * A memory region over the MR cache. MR objects are never freed while
  * the context lives: they are kept in chunks of the context's MR table, and
  * a deregistered one goes back to the table's free list, so that
  * registration allocates nothing and a key lookup is a few loads.
