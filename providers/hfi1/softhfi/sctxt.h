@@ -143,6 +143,9 @@ struct softhfi_ctxt {
 	 */
 	char *uaccess_out;
 	int uaccess_memfd;
+
+	/* The verbs server (sverbs.h), once softhfi_verbs_start() ran. */
+	struct sverbs *verbs;
 };
 
 static inline struct softhfi_ctxt *to_sctxt(struct hfi1_drv *drv)
