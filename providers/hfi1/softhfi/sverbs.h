@@ -4,7 +4,8 @@
  * by its files, which are named after rdmavt's and the hfi1 driver's:
  * - verbs.c: a context's verbs server, its start and stop, events, logs;
  * - cq.c: completion queues, their rings, arming and channel events;
- * - qp.c: queue pairs, the state machine and its checks, posting;
+ * - qp.c: queue pairs, posting; qp_state.c: the QP state machine and the
+ *   checks of MODIFY_QP, pure functions of the command and the state;
  * - ah.c: address handles;
  * - engine.c: the engine thread, the adapter: it sends what is posted,
  *   receives, places, acks and completes; rc.c, uc.c, ud.c its protocols;
@@ -19,6 +20,7 @@
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <rdma/ib_user_ioctl_verbs.h> /* IB_UVERBS_QPT_*, _ACCESS_* */
 
 #include "softhfi_verbs.h"
 
@@ -59,5 +61,96 @@ bool scq_push(struct softhfi_cq *cq, const struct ib_uverbs_wc *wc,
 /* A QP or SRQ starts or stops using @cq (destroy refuses while used). */
 void scq_get(struct softhfi_cq *cq);
 void scq_put(struct softhfi_cq *cq);
+
+/* qp_state.c: the QP state machine and MODIFY_QP's checks */
+
+/* QP states: the uverbs ABI's qp_state values (the kernel's IB_QPS_*). */
+enum sqp_state {
+	SQP_RESET,
+	SQP_INIT,
+	SQP_RTR,
+	SQP_RTS,
+	SQP_SQD,
+	SQP_SQE,
+	SQP_ERR,
+};
+
+/*
+ * ib_uverbs_modify_qp.attr_mask bits: the kernel's IB_QP_* and ibverbs'
+ * IBV_QP_*, which the uapi headers do not define.
+ */
+enum {
+	SQP_ATTR_STATE = 1 << 0,
+	SQP_ATTR_CUR_STATE = 1 << 1,
+	SQP_ATTR_EN_SQD_ASYNC_NOTIFY = 1 << 2,
+	SQP_ATTR_ACCESS_FLAGS = 1 << 3,
+	SQP_ATTR_PKEY_INDEX = 1 << 4,
+	SQP_ATTR_PORT = 1 << 5,
+	SQP_ATTR_QKEY = 1 << 6,
+	SQP_ATTR_AV = 1 << 7,
+	SQP_ATTR_PATH_MTU = 1 << 8,
+	SQP_ATTR_TIMEOUT = 1 << 9,
+	SQP_ATTR_RETRY_CNT = 1 << 10,
+	SQP_ATTR_RNR_RETRY = 1 << 11,
+	SQP_ATTR_RQ_PSN = 1 << 12,
+	SQP_ATTR_MAX_QP_RD_ATOMIC = 1 << 13,
+	SQP_ATTR_ALT_PATH = 1 << 14,
+	SQP_ATTR_MIN_RNR_TIMER = 1 << 15,
+	SQP_ATTR_SQ_PSN = 1 << 16,
+	SQP_ATTR_MAX_DEST_RD_ATOMIC = 1 << 17,
+	SQP_ATTR_PATH_MIG_STATE = 1 << 18,
+	SQP_ATTR_CAP = 1 << 19,
+	SQP_ATTR_DEST_QPN = 1 << 20,
+	SQP_ATTR_ALL = (1 << 21) - 1,
+};
+
+/* path_mtu values (the kernel's enum ib_mtu, ibverbs' IBV_MTU_*). */
+enum {
+	SQP_MTU_256 = 1,
+	SQP_MTU_512,
+	SQP_MTU_1024,
+	SQP_MTU_2048,
+	SQP_MTU_4096,
+};
+
+/* path_mig_state values (enum ib_mig_state). */
+enum {
+	SQP_MIG_MIGRATED,
+	SQP_MIG_REARM,
+	SQP_MIG_ARMED,
+};
+
+/* PSNs and QPNs are 24 bits on the wire. */
+#define SQP_PSN_MASK 0xffffffu
+#define SQP_QPN_MASK 0xffffffu
+
+/* What MODIFY_QP's values are checked against: the device's and port's. */
+struct sqp_limits {
+	uint8_t port_cnt; /* ports are 1..port_cnt */
+	uint16_t pkey_tbl_len;
+	uint8_t gid_tbl_len;
+	uint8_t max_rd_atom; /* bound of max_rd_atomic (initiator depth) */
+	uint8_t max_dest_rd_atom; /* bound of max_dest_rd_atomic */
+	uint8_t active_mtu; /* SQP_MTU_*: the bound of path_mtu */
+};
+
+/*
+ * Check MODIFY_QP @cmd on a QP of @qp_type (IB_UVERBS_QPT_RC, _UC or _UD)
+ * now in state @cur: the transition must exist, with each attribute it
+ * requires and none it does not allow (no SQP_ATTR_STATE: a modify within
+ * @cur), and every value given must be valid. 0, or EINVAL with *@why set
+ * to a short static reason for the log. PSNs are not checked: the QP
+ * keeps their low 24 bits (SQP_PSN_MASK).
+ */
+int sqp_check_modify(uint8_t qp_type, enum sqp_state cur,
+		     const struct ib_uverbs_modify_qp *cmd,
+		     const struct sqp_limits *lim, const char **why);
+/* The state @cmd moves a QP in @cur to (checked by sqp_check_modify()). */
+enum sqp_state sqp_next_state(enum sqp_state cur,
+			      const struct ib_uverbs_modify_qp *cmd);
+/* "RESET", "INIT", ... "ERR", for logs; "?" for another value. */
+const char *sqp_state_name(enum sqp_state state);
+/* The bytes of an SQP_MTU_* value; 0 for another value. */
+uint32_t sqp_mtu_bytes(uint8_t mtu);
 
 #endif /* SOFTHFI_SVERBS_H */
