@@ -97,6 +97,16 @@ struct softhfi_uverbs *softhfi_uverbs_open(void (*log)(void *arg, int level,
 /* The open command file; the caller owns it (it becomes the cmd_fd). */
 int softhfi_uverbs_fd(const struct softhfi_uverbs *u);
 /*
+ * The write end of a completion channel of this context, for a CQ's
+ * events: given the application's @channel_fd (the read end that
+ * CREATE_COMP_CHANNEL handed out, in this process), a close-on-exec dup
+ * of the write end that the caller owns. -1 with errno EINVAL if
+ * @channel_fd is not an open channel of this context (the socket's
+ * identity is compared, not the fd number, which may have been reused).
+ * Any thread.
+ */
+int softhfi_uverbs_channel(struct softhfi_uverbs *u, int channel_fd);
+/*
  * Stops the server and ends the connection: the command file, if still
  * open, fails every command from then on. The caller closes it. In a
  * forked child it frees the child's copy only: the server is the

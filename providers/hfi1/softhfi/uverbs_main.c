@@ -48,6 +48,7 @@
 #include <rdma/ib_user_verbs.h>
 #include <sys/eventfd.h>
 #include <sys/mount.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/uio.h>
 #include <sys/wait.h>
@@ -63,6 +64,12 @@
 /* Completion channels whose write ends a context keeps at once. */
 #define UVERBS_MAX_CHANNELS 256
 
+struct uverbs_channel {
+	int wr_fd;
+	dev_t rd_dev; /* the read end's st_dev and st_ino */
+	ino_t rd_ino;
+};
+
 struct softhfi_uverbs {
 	struct fuse_session *se;
 	pthread_t thread;
@@ -76,13 +83,15 @@ struct softhfi_uverbs {
 	pid_t pid; /* the opener, whose thread serves: see softhfi_uverbs_close() */
 
 	/*
-	 * The write ends of the completion channels handed out, for the
-	 * completion events to come. The provider is not told when the
+	 * The completion channels handed out, for the CQs to come: each
+	 * write end, and the identity of its read end, the application's fd
+	 * (softhfi_uverbs_channel()). The provider is not told when the
 	 * application destroys a channel: a write end whose reader is gone
-	 * is closed at the next CREATE_COMP_CHANNEL and at close. Only the
-	 * server thread touches them until it has stopped.
+	 * is closed at the next CREATE_COMP_CHANNEL, lookup and close. The
+	 * server thread adds, a verb's thread looks up: under chan_lock.
 	 */
-	int channel_wr[UVERBS_MAX_CHANNELS];
+	pthread_mutex_t chan_lock;
+	struct uverbs_channel channels[UVERBS_MAX_CHANNELS];
 	unsigned int nchannels;
 
 	void (*log)(void *arg, int level, const char *msg);
@@ -249,30 +258,41 @@ static int copy_to_caller(uint64_t dst, const void *src, size_t len)
 	return n < 0 && errno != EFAULT ? errno : EFAULT;
 }
 
-/* Close the write ends whose read end the application has closed. */
-static void sweep_channels(struct softhfi_uverbs *u)
+/*
+ * Close the write ends whose read end the application has closed: the
+ * peer of a stream socket is gone when it polls POLLHUP. Needs chan_lock.
+ */
+static void sweep_channels_locked(struct softhfi_uverbs *u)
 {
 	struct pollfd pfd = { .events = 0 };
 	unsigned int i = 0;
 
 	while (i < u->nchannels) {
-		pfd.fd = u->channel_wr[i];
-		if (poll(&pfd, 1, 0) == 1 && (pfd.revents & POLLERR)) {
-			close(u->channel_wr[i]);
-			u->channel_wr[i] = u->channel_wr[--u->nchannels];
+		pfd.fd = u->channels[i].wr_fd;
+		if (poll(&pfd, 1, 0) == 1 &&
+		    (pfd.revents & (POLLHUP | POLLERR))) {
+			close(u->channels[i].wr_fd);
+			u->channels[i] = u->channels[--u->nchannels];
 			continue;
 		}
 		i++;
 	}
 }
 
-/* CREATE_COMP_CHANNEL: a pipe whose read end is the channel's fd. */
+/*
+ * CREATE_COMP_CHANNEL: a stream socket pair whose first end is the
+ * channel's fd. Not a pipe: an event sent to a channel whose reader is
+ * gone fails with EPIPE (MSG_NOSIGNAL) where a pipe's write would raise
+ * SIGPIPE in the application.
+ */
 static int create_comp_channel(struct softhfi_uverbs *u, const void *buf,
 			       size_t size)
 {
 	struct ib_uverbs_create_comp_channel cmd;
 	struct ib_uverbs_create_comp_channel_resp resp = {};
 	const struct ib_uverbs_cmd_hdr *hdr = buf;
+	struct uverbs_channel *ch;
+	struct stat st;
 	int fds[2];
 	int ret;
 
@@ -281,25 +301,69 @@ static int create_comp_channel(struct softhfi_uverbs *u, const void *buf,
 		return EINVAL;
 	memcpy(&cmd, (const char *)buf + sizeof(*hdr), sizeof(cmd));
 
-	sweep_channels(u);
+	pthread_mutex_lock(&u->chan_lock);
+	sweep_channels_locked(u);
 	if (u->nchannels == UVERBS_MAX_CHANNELS) {
+		pthread_mutex_unlock(&u->chan_lock);
 		uv_log(u, UV_LOG_ERR, "out of completion channels (%u open)\n",
 		       UVERBS_MAX_CHANNELS);
 		return EMFILE;
 	}
-	if (pipe2(fds, O_CLOEXEC))
-		return errno;
+	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, fds)) {
+		ret = errno;
+		goto out;
+	}
+	if (fstat(fds[0], &st)) {
+		ret = errno;
+		goto err_close;
+	}
 	resp.fd = fds[0];
 	ret = copy_to_caller(cmd.response, &resp, sizeof(resp));
-	if (ret) {
-		close(fds[0]);
-		close(fds[1]);
-		return ret;
+	if (ret)
+		goto err_close;
+	ch = &u->channels[u->nchannels++];
+	ch->wr_fd = fds[1];
+	ch->rd_dev = st.st_dev;
+	ch->rd_ino = st.st_ino;
+	goto out;
+
+err_close:
+	close(fds[0]);
+	close(fds[1]);
+out:
+	pthread_mutex_unlock(&u->chan_lock);
+	return ret;
+}
+
+int softhfi_uverbs_channel(struct softhfi_uverbs *u, int channel_fd)
+{
+	bool found = false;
+	struct stat st;
+	unsigned int i;
+	int fd = -1;
+
+	if (channel_fd < 0 || fstat(channel_fd, &st) || !S_ISSOCK(st.st_mode)) {
+		errno = EINVAL;
+		return -1;
 	}
-	/* Completion events must never block the engine. */
-	fcntl(fds[1], F_SETFL, O_NONBLOCK);
-	u->channel_wr[u->nchannels++] = fds[1];
-	return 0;
+	pthread_mutex_lock(&u->chan_lock);
+	/*
+	 * First: a channel whose read end is closed goes, so that a socket
+	 * that took its inode number after it cannot pass for it.
+	 */
+	sweep_channels_locked(u);
+	for (i = 0; i < u->nchannels; i++) {
+		if (u->channels[i].rd_dev == st.st_dev &&
+		    u->channels[i].rd_ino == st.st_ino) {
+			found = true;
+			fd = fcntl(u->channels[i].wr_fd, F_DUPFD_CLOEXEC, 0);
+			break;
+		}
+	}
+	pthread_mutex_unlock(&u->chan_lock);
+	if (!found)
+		errno = EINVAL;
+	return fd;
 }
 
 static void uv_write(fuse_req_t req, fuse_ino_t ino, const char *buf,
@@ -515,6 +579,7 @@ struct softhfi_uverbs *softhfi_uverbs_open(void (*log)(void *arg, int level,
 	u->uid = geteuid();
 	u->gid = getegid();
 	u->pid = getpid();
+	pthread_mutex_init(&u->chan_lock, NULL);
 	u->stop_fd = eventfd(0, EFD_CLOEXEC);
 	if (u->stop_fd < 0) {
 		ret = errno;
@@ -610,7 +675,7 @@ void softhfi_uverbs_close(struct softhfi_uverbs *u)
 		if (u->mnt_fd >= 0)
 			close(u->mnt_fd);
 		for (i = 0; i < u->nchannels; i++)
-			close(u->channel_wr[i]);
+			close(u->channels[i].wr_fd);
 		close(u->stop_fd);
 		free(u->mnt_dir);
 		free(u);
@@ -630,7 +695,8 @@ void softhfi_uverbs_close(struct softhfi_uverbs *u)
 	if (u->mnt_fd >= 0)
 		close(u->mnt_fd);
 	for (i = 0; i < u->nchannels; i++)
-		close(u->channel_wr[i]);
+		close(u->channels[i].wr_fd);
+	pthread_mutex_destroy(&u->chan_lock);
 	close(u->stop_fd);
 	free(u);
 }
