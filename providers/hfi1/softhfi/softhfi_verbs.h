@@ -87,12 +87,22 @@ void softhfi_verbs_stop(struct hfi1_drv *drv);
 /* --- completion queues (cq.c) --- */
 
 /*
+ * rdmavt's limits as hfi1 sets them for the provider (its HFI1_MAX_CQ and
+ * HFI1_MAX_CQE, which the soft backend checks are the same).
+ */
+#define SOFTHFI_MAX_CQ 4096
+#define SOFTHFI_MAX_CQE 65536
+/* The kernel's IB_EVENT_CQ_ERR (enum ib_event_type), as IBV_EVENT_CQ_ERR. */
+#define SOFTHFI_EVENT_CQ_ERR 0
+
+/*
  * A CQ of at least @cqe entries (the ring holds cqe + 1 slots, rdmavt's
  * layout). @user_handle goes into its events: the comp channel's
  * (struct ib_uverbs_comp_event_desc) and the async CQ_ERR. @comp_fd is
  * the write end of the completion channel, or -1; the CQ owns it from
  * now on (it closes it, also on failure). NULL with errno set: EINVAL for
- * a bad @cqe.
+ * a bad @cqe (with a log line), ENXIO before softhfi_verbs_start(),
+ * ENOMEM past SOFTHFI_MAX_CQ.
  */
 struct softhfi_cq *softhfi_cq_create(struct hfi1_drv *drv, uint32_t cqe,
 				     uint64_t user_handle, int comp_fd);

@@ -20,6 +20,7 @@
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <sys/queue.h>
 #include <rdma/ib_user_ioctl_verbs.h> /* IB_UVERBS_QPT_*, _ACCESS_* */
 
 #include "softhfi_verbs.h"
@@ -36,6 +37,11 @@ struct sverbs {
 	uint16_t lid;
 	uint8_t gid[16];
 	struct sengine *engine;
+
+	/* cq.c: the CQs alive, which stop destroys; a leaf lock. */
+	pthread_mutex_t cq_lock;
+	LIST_HEAD(, softhfi_cq) cqs;
+	unsigned int ncq;
 };
 
 /* The verbs server of a soft context; NULL before softhfi_verbs_start(). */
@@ -61,6 +67,8 @@ bool scq_push(struct softhfi_cq *cq, const struct ib_uverbs_wc *wc,
 /* A QP or SRQ starts or stops using @cq (destroy refuses while used). */
 void scq_get(struct softhfi_cq *cq);
 void scq_put(struct softhfi_cq *cq);
+/* At stop: every CQ still there goes, its channel's fd with it. */
+void scq_destroy_all(struct sverbs *v);
 
 /* qp_state.c: the QP state machine and MODIFY_QP's checks */
 

@@ -60,6 +60,8 @@ int softhfi_verbs_start(struct hfi1_drv *drv, const struct softhfi_port *port,
 		free(v);
 		return ENOMEM;
 	}
+	pthread_mutex_init(&v->cq_lock, NULL);
+	LIST_INIT(&v->cqs);
 	ctx->verbs = v;
 	return 0;
 }
@@ -72,6 +74,8 @@ void softhfi_verbs_stop(struct hfi1_drv *drv)
 	if (!v)
 		return;
 	ctx->verbs = NULL;
+	scq_destroy_all(v);
+	pthread_mutex_destroy(&v->cq_lock);
 	free(v->fabric_dir);
 	free(v);
 }
