@@ -16,7 +16,7 @@ from hfi1_base import Hfi1TestCase, hfi1_soft, get_async_event, \
 
 from pyverbs.device import Context, get_device_list
 from pyverbs.pd import PD
-from pyverbs.cq import CompChannel
+from pyverbs.cq import CQ, CQEX, CompChannel, CqInitAttrEx, PollCqAttr
 from pyverbs.pyverbs_error import PyverbsRDMAError
 import pyverbs.enums as e
 
@@ -238,6 +238,42 @@ class PDTest(Hfi1TestCase):
         pds.append(PD(self.ctx))
         for pd in pds:
             pd.close()
+
+
+class CQTest(Hfi1TestCase):
+    """Completion queues, through pyverbs' CQ and CQEX."""
+
+    def test_create_resize_destroy(self):
+        """A CQ with a channel is created, resized, armed and destroyed."""
+        max_cqe = self.ctx.query_device().max_cqe
+        with CompChannel(self.ctx) as ch:
+            cq = CQ(self.ctx, 16, None, ch, 0)
+            self.assertGreaterEqual(cq.cqe, 16)
+            cq.req_notify()
+            cq.resize(max_cqe)
+            self.assertGreaterEqual(cq.cqe, max_cqe)
+            self.assertEqual(cq.poll(4), (0, []))
+            cq.close()
+
+    def test_bad_cqe(self):
+        """cqe 0 and past max_cqe are EINVAL."""
+        max_cqe = self.ctx.query_device().max_cqe
+        for cqe in (0, max_cqe + 1):
+            with self.assertRaises(PyverbsRDMAError) as cm:
+                CQ(self.ctx, cqe)
+            self.assertEqual(cm.exception.error_code, errno.EINVAL)
+
+    def test_cq_ex(self):
+        """An extended CQ polls empty; completion timestamps are refused."""
+        cq = CQEX(self.ctx, CqInitAttrEx(cqe=8,
+                                         wc_flags=e.IBV_WC_STANDARD_FLAGS))
+        self.assertEqual(cq.start_poll(PollCqAttr()), errno.ENOENT)
+        cq.close()
+        attr = CqInitAttrEx(cqe=8, wc_flags=e.IBV_WC_STANDARD_FLAGS |
+                            e.IBV_WC_EX_WITH_COMPLETION_TIMESTAMP)
+        with self.assertRaises(PyverbsRDMAError) as cm:
+            CQEX(self.ctx, attr)
+        self.assertEqual(cm.exception.error_code, errno.EOPNOTSUPP)
 
 
 class AsyncEventTest(Hfi1TestCase):

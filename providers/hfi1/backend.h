@@ -15,6 +15,8 @@
 #ifndef HFI1_BACKEND_H
 #define HFI1_BACKEND_H
 
+#include <rdma/rvt-abi.h>
+
 #include "hfi1.h"
 
 enum hfi1_backend_flags {
@@ -25,6 +27,41 @@ enum hfi1_backend_flags {
 	HFI1_BACKEND_ASYNC_QUEUE = 1 << 0,
 	/* MRs are served by the MR cache over ctx->drv (mr.h). */
 	HFI1_BACKEND_MR_CACHE = 1 << 1,
+};
+
+/*
+ * A CQ as its backend serves it: rdmavt's ring, which the provider polls
+ * (cq.c), and the backend's own handle for it.
+ */
+struct hfi1_backend_cq {
+	struct rvt_cq_wc *ring;
+	uint32_t cqe; /* entries usable: the ring has cqe + 1 slots */
+	void *handle; /* the soft HFI's struct softhfi_cq */
+};
+
+/*
+ * The CQ commands, rdmavt's CREATE_CQ, RESIZE_CQ, REQ_NOTIFY_CQ and
+ * DESTROY_CQ. Each returns 0 or an errno, with a log line for what it
+ * refuses. The verb (cq.c) has checked its input and holds the CQ's poll
+ * lock across resize.
+ */
+struct hfi1_backend_cq_ops {
+	/*
+	 * A CQ of @cqe entries whose events carry @user_handle; its
+	 * completion events go to @channel (NULL: none), one of @ctx's.
+	 * Fills @cq.
+	 */
+	int (*create)(struct hfi1_context *ctx, uint32_t cqe,
+		      uint64_t user_handle, struct ibv_comp_channel *channel,
+		      struct hfi1_backend_cq *cq);
+	/* A new ring of @cqe entries holding the old one's; updates @cq. */
+	int (*resize)(struct hfi1_context *ctx, struct hfi1_backend_cq *cq,
+		      uint32_t cqe);
+	/* One completion event for the next (solicited) completion. */
+	int (*arm)(struct hfi1_context *ctx, struct hfi1_backend_cq *cq,
+		   bool solicited_only);
+	/* EBUSY while a QP or SRQ uses it. */
+	int (*destroy)(struct hfi1_context *ctx, struct hfi1_backend_cq *cq);
 };
 
 struct hfi1_backend {
@@ -45,6 +82,8 @@ struct hfi1_backend {
 	int (*open)(struct hfi1_context *ctx);
 	/* Optional: undo open(), but for ctx->drv, which the caller closes. */
 	void (*close)(struct hfi1_context *ctx);
+	/* CQs (cq.c); NULL where the backend serves none yet. */
+	const struct hfi1_backend_cq_ops *cq;
 };
 
 extern const struct hfi1_backend hfi1_soft_backend;

@@ -18,6 +18,7 @@
 #include "evloop.h"
 #include "softdev.h"
 #include "softhfi.h"
+#include "softhfi_verbs.h"
 #include "verbs.h"
 
 /* The event thread's view of port 1, for change detection. */
@@ -33,6 +34,8 @@ struct hfi1_soft_ctx {
 	struct hfi1_port_watch pw;
 	/* The uverbs command channel behind cmd_fd; NULL without one. */
 	struct softhfi_uverbs *uverbs;
+	/* softhfi_verbs_start() ran: the verbs server serves ctx->drv. */
+	bool verbs_started;
 };
 
 /*
@@ -224,13 +227,147 @@ static int hfi1_soft_query_port_op(struct ibv_context *ibctx, uint8_t port,
 
 static const struct verbs_context_ops hfi1_soft_ctx_ops = {
 	.alloc_pd = hfi1_alloc_pd,
+	.create_cq = hfi1_create_cq,
+	.create_cq_ex = hfi1_create_cq_ex,
 	.dealloc_pd = hfi1_dealloc_pd,
 	.dereg_mr = hfi1_dereg_mr,
+	.destroy_cq = hfi1_destroy_cq,
 	.free_context = hfi1_free_context,
+	.poll_cq = hfi1_poll_cq,
 	.query_device_ex = hfi1_soft_query_device_ex,
 	.query_port = hfi1_soft_query_port_op,
 	.reg_mr = hfi1_reg_mr,
+	.req_notify_cq = hfi1_req_notify_cq,
 	.rereg_mr = hfi1_rereg_mr,
+	.resize_cq = hfi1_resize_cq,
+};
+
+/* --- the verbs server (softhfi_verbs.h): its start, stop and CQs --- */
+
+_Static_assert(HFI1_MAX_CQE == SOFTHFI_MAX_CQE && HFI1_MAX_CQ == SOFTHFI_MAX_CQ,
+	       "the provider reports the soft HFI's CQ limits");
+
+static void soft_verbs_event(void *arg, uint32_t type, uint64_t element)
+{
+	hfi1_async_post(arg, type, element);
+}
+
+/*
+ * The port the verbs server sits on: the bring-up's fabric directory
+ * (<rundir>/fabric beside <rundir>/sys/class/infiniband/<name>), the LID
+ * and GID[0] from the tree.
+ */
+static int soft_verbs_port(struct hfi1_context *ctx, char *fabric_dir,
+			   size_t len, struct softhfi_port *port)
+{
+	struct ibv_port_attr attr;
+	char *p;
+	int i, ret;
+
+	snprintf(fabric_dir, len, "%s", ctx->dev->ibdev_path);
+	for (i = 0; i < 4; i++) {
+		p = strrchr(fabric_dir, '/');
+		if (!p || p == fabric_dir) {
+			hfi1_err(ctx, "no run directory above %s\n",
+				 ctx->dev->ibdev_path);
+			return EINVAL;
+		}
+		*p = '\0';
+	}
+	if (strlen(fabric_dir) + sizeof("/fabric") > len)
+		return ENAMETOOLONG;
+	strcat(fabric_dir, "/fabric");
+	ret = hfi1_soft_query_port(ctx, 1, &attr);
+	if (ret)
+		return ret;
+	memset(port, 0, sizeof(*port));
+	port->fabric_dir = fabric_dir;
+	port->lid = attr.lid;
+	/* Best effort: a tree without GIDs leaves GID[0] zero. */
+	hfi1_soft_read_gid(ctx, "ports/1/gids/0", port->gid);
+	return 0;
+}
+
+static int soft_verbs_start(struct hfi1_context *ctx,
+			    struct hfi1_soft_ctx *sctx)
+{
+	const struct softhfi_verbs_ops ops = {
+		.event = soft_verbs_event, .log = hfi1_log_line, .arg = ctx,
+		/* mr_*: the MRs' resolution comes with the data path. */
+	};
+	char fabric_dir[IBV_SYSFS_PATH_MAX + 16];
+	struct softhfi_port port;
+	int ret;
+
+	ret = soft_verbs_port(ctx, fabric_dir, sizeof(fabric_dir), &port);
+	if (ret)
+		return ret;
+	ret = softhfi_verbs_start(ctx->drv, &port, &ops);
+	if (ret) {
+		hfi1_warn(ctx, "no verbs server (CQs fail) on LID %u: %s\n",
+			  port.lid, strerror(ret));
+		return ret;
+	}
+	sctx->verbs_started = true;
+	return 0;
+}
+
+static int soft_cq_create(struct hfi1_context *ctx, uint32_t cqe,
+			  uint64_t user_handle,
+			  struct ibv_comp_channel *channel,
+			  struct hfi1_backend_cq *bcq)
+{
+	struct hfi1_soft_ctx *sctx = ctx->backend_priv;
+	struct softhfi_cq *cq;
+	int comp_fd = -1;
+
+	if (!sctx->verbs_started) {
+		hfi1_err(ctx, "the soft HFI's verbs server is not running\n");
+		return ENXIO;
+	}
+	if (channel && sctx->uverbs)
+		comp_fd = softhfi_uverbs_channel(sctx->uverbs, channel->fd);
+	if (channel && comp_fd < 0) {
+		hfi1_err(ctx, "fd %d is not a channel of this context\n",
+			 channel->fd);
+		return EINVAL;
+	}
+	cq = softhfi_cq_create(ctx->drv, cqe, user_handle, comp_fd);
+	if (!cq)
+		return errno;
+	bcq->handle = cq;
+	bcq->ring = softhfi_cq_ring(cq, &bcq->cqe);
+	return 0;
+}
+
+static int soft_cq_resize(struct hfi1_context *ctx, struct hfi1_backend_cq *bcq,
+			  uint32_t cqe)
+{
+	int ret;
+
+	ret = softhfi_cq_resize(bcq->handle, cqe);
+	if (!ret)
+		bcq->ring = softhfi_cq_ring(bcq->handle, &bcq->cqe);
+	return ret;
+}
+
+static int soft_cq_arm(struct hfi1_context *ctx, struct hfi1_backend_cq *bcq,
+		       bool solicited_only)
+{
+	return softhfi_cq_arm(bcq->handle, solicited_only);
+}
+
+static int soft_cq_destroy(struct hfi1_context *ctx,
+			   struct hfi1_backend_cq *bcq)
+{
+	return softhfi_cq_destroy(bcq->handle);
+}
+
+static const struct hfi1_backend_cq_ops hfi1_soft_cq_ops = {
+	.create = soft_cq_create,
+	.resize = soft_cq_resize,
+	.arm = soft_cq_arm,
+	.destroy = soft_cq_destroy,
 };
 
 /*
@@ -264,6 +401,9 @@ static void hfi1_soft_close(struct hfi1_context *ctx)
 
 	if (!sctx)
 		return;
+	/* Before the caller closes ctx->drv, whose server it is. */
+	if (sctx->verbs_started)
+		softhfi_verbs_stop(ctx->drv);
 	/* cmd_fd, still open, fails every command from now on. */
 	softhfi_uverbs_close(sctx->uverbs);
 	if (sctx->pw.inotify_fd >= 0)
@@ -301,6 +441,8 @@ static int hfi1_soft_open(struct hfi1_context *ctx)
 	ret = hfi1_evloop_add(ctx->evloop, pw->inotify_fd, handle_inotify, pw);
 	if (ret)
 		goto err_drv;
+	/* Without it, the context serves all but CQs (which say why). */
+	soft_verbs_start(ctx, sctx);
 	open_cmd_channel(ctx, sctx);
 	return 0;
 
@@ -319,4 +461,5 @@ const struct hfi1_backend hfi1_soft_backend = {
 	.cmd_fd = hfi1_soft_cmd_fd,
 	.open = hfi1_soft_open,
 	.close = hfi1_soft_close,
+	.cq = &hfi1_soft_cq_ops,
 };

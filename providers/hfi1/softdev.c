@@ -286,6 +286,28 @@ int hfi1_soft_read_guid(struct hfi1_context *ctx, const char *file,
 	return 0;
 }
 
+/* A GID as sysfs shows it: eight groups of four hex digits. */
+int hfi1_soft_read_gid(struct hfi1_context *ctx, const char *file,
+		       uint8_t gid[16])
+{
+	unsigned int part[8], i;
+	char buf[64];
+	int ret;
+
+	ret = read_attr(ctx, file, buf, sizeof(buf));
+	if (ret)
+		return ret;
+	if (sscanf(buf, "%4x:%4x:%4x:%4x:%4x:%4x:%4x:%4x", &part[0], &part[1],
+		   &part[2], &part[3], &part[4], &part[5], &part[6],
+		   &part[7]) != 8)
+		return EINVAL;
+	for (i = 0; i < 8; i++) {
+		gid[2 * i] = part[i] >> 8;
+		gid[2 * i + 1] = part[i] & 0xff;
+	}
+	return 0;
+}
+
 int hfi1_soft_port_state(struct hfi1_context *ctx, enum ibv_port_state *state)
 {
 	uint64_t val;

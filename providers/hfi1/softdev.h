@@ -13,6 +13,8 @@ int hfi1_soft_read_u64(struct hfi1_context *ctx, const char *file,
 		       uint64_t *val);
 int hfi1_soft_read_guid(struct hfi1_context *ctx, const char *file,
 			__be64 *guid);
+int hfi1_soft_read_gid(struct hfi1_context *ctx, const char *file,
+		       uint8_t gid[16]);
 int hfi1_soft_port_state(struct hfi1_context *ctx, enum ibv_port_state *state);
 int hfi1_soft_query_port(struct hfi1_context *ctx, uint8_t port_num,
 			 struct ibv_port_attr *attr);

@@ -25,4 +25,15 @@ int hfi1_dereg_mr(struct verbs_mr *vmr);
 int hfi1_rereg_mr(struct verbs_mr *vmr, int flags, struct ibv_pd *pd,
 		  void *addr, size_t length, int access);
 
+/* cq.c: CQs over the backend's rvt_cq_wc rings */
+struct ibv_cq *hfi1_create_cq(struct ibv_context *ibctx, int cqe,
+			      struct ibv_comp_channel *channel,
+			      int comp_vector);
+struct ibv_cq_ex *hfi1_create_cq_ex(struct ibv_context *ibctx,
+				    struct ibv_cq_init_attr_ex *attr);
+int hfi1_poll_cq(struct ibv_cq *ibcq, int num_entries, struct ibv_wc *wc);
+int hfi1_req_notify_cq(struct ibv_cq *ibcq, int solicited_only);
+int hfi1_resize_cq(struct ibv_cq *ibcq, int cqe);
+int hfi1_destroy_cq(struct ibv_cq *ibcq);
+
 #endif /* HFI1_VERBS_H */

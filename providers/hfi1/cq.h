@@ -1,0 +1,39 @@
+/* SPDX-License-Identifier: GPL-2.0 OR BSD-2-Clause */
+/*
+ * libhfi1: completion queues (cq.c). One code path for both backends: the
+ * backend serves the CQ commands and rdmavt's struct rvt_cq_wc ring
+ * (backend.h), the provider polls the ring without a call.
+ */
+#ifndef HFI1_CQ_H
+#define HFI1_CQ_H
+
+#include <pthread.h>
+#include <stdbool.h>
+
+#include "backend.h"
+
+struct hfi1_cq {
+	struct verbs_cq vcq; /* first: libibverbs' view */
+	/*
+	 * The poller's lock: it owns the ring's tail, and keeps pollers out
+	 * while a resize swaps the ring. Not taken for a CQ created
+	 * IBV_CREATE_CQ_ATTR_SINGLE_THREADED but by resize.
+	 */
+	pthread_spinlock_t lock;
+	bool single_threaded;
+	struct hfi1_backend_cq be; /* ring, cqe, the backend's handle */
+	/* The extended poll API's current entry, under lock. */
+	const struct ib_uverbs_wc *cur;
+};
+
+static inline struct hfi1_cq *to_hfi1_cq(struct ibv_cq *ibcq)
+{
+	return container_of(ibcq, struct hfi1_cq, vcq.cq);
+}
+
+static inline struct hfi1_cq *to_hfi1_cq_ex(struct ibv_cq_ex *ibcq)
+{
+	return container_of(ibcq, struct hfi1_cq, vcq.cq_ex);
+}
+
+#endif /* HFI1_CQ_H */
