@@ -21,10 +21,19 @@
 
 #include <stdbool.h>
 #include <stdint.h>
+#include <rdma/ib_user_ioctl_verbs.h>
 #include <rdma/ib_user_verbs.h>
 #include <rdma/rvt-abi.h>
 
 #include "hfi1_drv.h"
+
+/* What one soft context serves (the provider reports the same). */
+#define SOFTHFI_MAX_QP_WR 16384
+#define SOFTHFI_MAX_SGE 32
+#define SOFTHFI_MAX_INLINE 256
+#define SOFTHFI_MAX_RD_ATOM 16
+#define SOFTHFI_MAX_AH 65536
+#define SOFTHFI_MAX_MSG 0x80000000U /* hfi1's max_msg_sz: 2 GiB */
 
 struct softhfi_cq;
 struct softhfi_qp;

@@ -42,6 +42,18 @@ struct sverbs {
 	pthread_mutex_t cq_lock;
 	LIST_HEAD(, softhfi_cq) cqs;
 	unsigned int ncq;
+	pthread_mutex_t ah_lock; /* the AH table */
+	struct sah *ahs;
+	uint32_t ah_cap;
+};
+
+/* An address handle (ah.c). */
+struct sah {
+	bool used;
+	bool grh;
+	uint16_t dlid;
+	uint32_t pdn;
+	uint8_t dgid[16];
 };
 
 /* The verbs server of a soft context; NULL before softhfi_verbs_start(). */
@@ -54,6 +66,106 @@ void sverbs_log(struct sverbs *v, int level, const char *fmt, ...)
 #define SV_LOG_ERR 3 /* VERBS_LOG_ERR */
 #define SV_LOG_WARN 4 /* VERBS_LOG_WARN */
 #define SV_LOG_DEBUG 7 /* VERBS_LOG_DEBUG */
+
+/*
+ * The IB spec's numbers that the uverbs uapi headers leave to each side
+ * (libibverbs and the kernel use the same): completion
+ * statuses and flags, send flags, async events. (QP states and
+ * MODIFY_QP's mask: qp_state.c's section.)
+ */
+enum {
+	SWC_SUCCESS = 0,
+	SWC_LOC_LEN_ERR = 1,
+	SWC_LOC_QP_OP_ERR = 2,
+	SWC_LOC_PROT_ERR = 4,
+	SWC_WR_FLUSH_ERR = 5,
+	SWC_LOC_ACCESS_ERR = 8,
+	SWC_REM_INV_REQ_ERR = 9,
+	SWC_REM_ACCESS_ERR = 10,
+	SWC_REM_OP_ERR = 11,
+	SWC_RETRY_EXC_ERR = 12,
+	SWC_RNR_RETRY_EXC_ERR = 13,
+	SWC_GENERAL_ERR = 21,
+};
+
+/* Receive completions' opcodes (IB_WC_RECV and on; the uapi stops at TSO). */
+enum {
+	SWC_RECV = 1 << 7,
+	SWC_RECV_RDMA_WITH_IMM,
+};
+
+enum {
+	SWC_FLAG_GRH = 1 << 0,
+	SWC_FLAG_WITH_IMM = 1 << 1,
+};
+
+enum {
+	SSEND_FENCE = 1 << 0,
+	SSEND_SIGNALED = 1 << 1,
+	SSEND_SOLICITED = 1 << 2,
+	SSEND_INLINE = 1 << 3,
+};
+
+enum {
+	SEV_CQ_ERR = 0,
+	SEV_QP_FATAL = 1,
+	SEV_QP_REQ_ERR = 2,
+	SEV_QP_ACCESS_ERR = 3,
+	SEV_COMM_EST = 4,
+	SEV_SQ_DRAINED = 5,
+	SEV_SRQ_LIMIT_REACHED = 15,
+	SEV_QP_LAST_WQE_REACHED = 16,
+};
+
+/* --- wire.c --- */
+
+#define SWIRE_NAME_MAX 96
+#define SWIRE_MAGIC 0x31494648 /* "HFI1" */
+#define SWIRE_QPN_MAX 0xffffff
+
+enum swire_link_kind {
+	SWIRE_LINK_QP = 1, /* one connected QP pair, both ways */
+	SWIRE_LINK_UD = 2, /* UD sends from one context to another */
+};
+
+/* The first bytes on a new link, from the side that connected. */
+struct swire_hello {
+	uint32_t magic;
+	uint8_t kind; /* enum swire_link_kind */
+	uint8_t reserved;
+	uint16_t slid;
+	uint32_t sqpn; /* SWIRE_LINK_QP: the two QPs */
+	uint32_t dqpn;
+};
+
+/* A context's endpoint on the fabric. */
+struct swire {
+	uint16_t lid;
+	int listen_fd;
+	uint32_t next_qpn;
+	char lid_dir[4096]; /* <fabric>/<lid> */
+	char name[SWIRE_NAME_MAX]; /* the abstract socket's name */
+};
+
+int swire_open(struct swire *w, const char *fabric_dir, uint16_t lid);
+void swire_close(struct swire *w);
+/* Take a free QPN on this LID; 0 or an errno. */
+int swire_qpn_alloc(struct swire *w, uint32_t *qpn);
+void swire_qpn_free(struct swire *w, uint32_t qpn);
+/* The endpoint that serves (@dlid, @dqpn): 0 or ENOENT. */
+int swire_lookup(struct swire *w, uint16_t dlid, uint32_t dqpn, char *name,
+		 size_t len);
+/* A new link to @endpoint, @hello sent: 0 or an errno. */
+int swire_connect(struct swire *w, const char *endpoint,
+		  const struct swire_hello *hello, int *fdp);
+/* The next link on the listener and its hello: 0 or an errno. */
+int swire_accept(struct swire *w, struct swire_hello *hello, int *fdp);
+/* The link's send buffer, as the kernel sized it. */
+int swire_link_sndbuf(int fd);
+
+/* ah.c: the destination of UD sends through AH @handle: 0 or EINVAL. */
+int softhfi_ah_resolve(struct sverbs *v, uint32_t pdn, uint32_t handle,
+		       uint16_t *dlid, bool *grh, uint8_t *dgid);
 
 /* cq.c, for the engine and the QPs */
 /*

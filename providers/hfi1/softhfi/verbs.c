@@ -9,7 +9,7 @@
 #include <string.h>
 
 #include "sctxt.h"
-#include "sverbs.h"
+#include "engine.h"
 
 struct sverbs *sverbs_of(struct hfi1_drv *drv)
 {
@@ -40,6 +40,7 @@ int softhfi_verbs_start(struct hfi1_drv *drv, const struct softhfi_port *port,
 {
 	struct softhfi_ctxt *ctx = to_sctxt(drv);
 	struct sverbs *v;
+	int ret;
 
 	if (!sctxt_owned(ctx))
 		return EIO;
@@ -62,6 +63,15 @@ int softhfi_verbs_start(struct hfi1_drv *drv, const struct softhfi_port *port,
 	}
 	pthread_mutex_init(&v->cq_lock, NULL);
 	LIST_INIT(&v->cqs);
+	pthread_mutex_init(&v->ah_lock, NULL);
+	ret = sengine_start(v);
+	if (ret) {
+		pthread_mutex_destroy(&v->ah_lock);
+		pthread_mutex_destroy(&v->cq_lock);
+		free(v->fabric_dir);
+		free(v);
+		return ret;
+	}
 	ctx->verbs = v;
 	return 0;
 }
@@ -74,8 +84,16 @@ void softhfi_verbs_stop(struct hfi1_drv *drv)
 	if (!v)
 		return;
 	ctx->verbs = NULL;
+	/*
+	 * The engine first: it completes into the CQs. In a forked child
+	 * the engine thread is the parent's.
+	 */
+	if (sctxt_owned(ctx))
+		sengine_stop(v);
 	scq_destroy_all(v);
 	pthread_mutex_destroy(&v->cq_lock);
+	pthread_mutex_destroy(&v->ah_lock);
+	free(v->ahs);
 	free(v->fabric_dir);
 	free(v);
 }

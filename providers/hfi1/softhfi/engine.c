@@ -1,0 +1,543 @@
+// SPDX-License-Identifier: GPL-2.0 OR BSD-2-Clause
+/*
+ * softhfi: the engine, one thread per context that is the adapter. It
+ * sends what the QPs have posted, receives what their links bring, places
+ * it through the TIDs of the MRs it lands in, acks and completes, without
+ * the application calling in. It sleeps in epoll on its links, its
+ * listener and a kick eventfd that posters write only while it sleeps.
+ *
+ * Links are blocking AF_UNIX streams, and a packet is written only when
+ * the link has room for all of it (slink_room()), so a write never waits
+ * on the peer; a read may wait for the rest of a packet, which its writer
+ * is finishing. No two engines can then wait on each other.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+#include <linux/sockios.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <sys/ioctl.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
+
+#include "engine.h"
+
+#define SENGINE_SCRATCH (64 * 1024)
+/* Headroom for the socket's own accounting of a packet (skb overhead). */
+#define SLINK_SLACK 16384
+
+/* Event tags: the listener and the kick fd; links are their pointers. */
+static char tag_listen, tag_kick;
+
+uint64_t sengine_now(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + ts.tv_nsec;
+}
+
+void sengine_kick(struct sengine *e)
+{
+	uint64_t one = 1;
+
+	/* A full counter fails: the engine is awake anyway. */
+	if (atomic_load(&e->sleeping))
+		(void)!write(e->kick_fd, &one, sizeof(one));
+}
+
+struct softhfi_qp *sengine_find_qp(struct sengine *e, uint32_t qpn)
+{
+	struct softhfi_qp *qp;
+
+	LIST_FOREACH(qp, &e->qps, entry)
+	if (qp->qpn == qpn)
+		return qp;
+	return NULL;
+}
+
+static int link_watch(struct sengine *e, struct slink *l, bool out)
+{
+	struct epoll_event ev = {
+		.events = EPOLLIN | (out ? EPOLLOUT : 0),
+		.data.ptr = l,
+	};
+
+	return epoll_ctl(e->epfd, EPOLL_CTL_MOD, l->fd, &ev);
+}
+
+bool slink_room(struct sengine *e, struct slink *l, uint64_t payload)
+{
+	int queued = 0;
+
+	if (l->dead)
+		return false;
+	if (ioctl(l->fd, SIOCOUTQ, &queued))
+		queued = 0;
+	if ((uint64_t)queued + sizeof(struct spkt) + payload + SLINK_SLACK <=
+	    l->sndbuf)
+		return true;
+	if (!l->want_out) {
+		l->want_out = true;
+		link_watch(e, l, true);
+	}
+	return false;
+}
+
+/*
+ * Write a whole packet: the header, then @len bytes from @iov. Room was
+ * checked, so this does not wait. A fault in the application's memory
+ * part-way (it unmapped a buffer it was sending) is made up with zeros so
+ * that the stream stays whole: EFAULT, and the caller fails the WQE.
+ */
+int slink_write(struct slink *l, const struct spkt *h, const struct iovec *iov,
+		int iovcnt, size_t len)
+{
+	struct iovec v[1 + 16];
+	size_t want = sizeof(*h) + len, done = 0;
+	struct msghdr msg = {};
+	int err = 0;
+	ssize_t n;
+
+	if (iovcnt > 16)
+		return EINVAL;
+	v[0].iov_base = (void *)h;
+	v[0].iov_len = sizeof(*h);
+	if (iovcnt)
+		memcpy(&v[1], iov, sizeof(*iov) * iovcnt);
+	msg.msg_iov = v;
+	msg.msg_iovlen = 1 + iovcnt;
+	while (done < want) {
+		n = sendmsg(l->fd, &msg, MSG_NOSIGNAL);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0 && errno == EFAULT && done >= sizeof(*h)) {
+			err = EFAULT;
+			break;
+		}
+		if (n <= 0) {
+			l->dead = true;
+			return n < 0 ? errno : EPIPE;
+		}
+		done += n;
+		while (n && msg.msg_iovlen) {
+			size_t take = (size_t)n < msg.msg_iov->iov_len ?
+					      (size_t)n :
+					      msg.msg_iov->iov_len;
+
+			msg.msg_iov->iov_base =
+				(char *)msg.msg_iov->iov_base + take;
+			msg.msg_iov->iov_len -= take;
+			n -= take;
+			if (!msg.msg_iov->iov_len) {
+				msg.msg_iov++;
+				msg.msg_iovlen--;
+			}
+		}
+	}
+	if (err) {
+		static const char zeros[4096];
+
+		while (done < want) {
+			size_t z = want - done < sizeof(zeros) ? want - done :
+								 sizeof(zeros);
+
+			n = send(l->fd, zeros, z, MSG_NOSIGNAL);
+			if (n <= 0) {
+				l->dead = true;
+				return EPIPE;
+			}
+			done += n;
+		}
+	}
+	return err;
+}
+
+int slink_read_exact(struct slink *l, void *buf, size_t len)
+{
+	ssize_t n = recv(l->fd, buf, len, MSG_WAITALL);
+
+	if (n == (ssize_t)len)
+		return 0;
+	l->dead = true;
+	return n < 0 ? errno : EPIPE;
+}
+
+/* Read and discard @len bytes of payload. */
+void slink_drop(struct sengine *e, struct slink *l, size_t len)
+{
+	while (len && !l->dead) {
+		size_t n = len < e->scratch_size ? len : e->scratch_size;
+
+		if (slink_read_exact(l, e->scratch, n))
+			return;
+		len -= n;
+	}
+}
+
+void slink_kill(struct sengine *e, struct slink *l)
+{
+	l->dead = true;
+}
+
+static struct slink *link_add(struct sengine *e, int fd, uint8_t kind)
+{
+	struct epoll_event ev = { .events = EPOLLIN };
+	struct slink *l = calloc(1, sizeof(*l));
+
+	if (!l) {
+		close(fd);
+		return NULL;
+	}
+	l->fd = fd;
+	l->kind = kind;
+	l->sndbuf = swire_link_sndbuf(fd);
+	/* Room for four packets: a writer never waits for a reader. */
+	l->pkt_max = l->sndbuf / 4 > SLINK_SLACK + sizeof(struct spkt) ?
+			     l->sndbuf / 4 - SLINK_SLACK - sizeof(struct spkt) :
+			     4096;
+	l->pkt_max &= ~4095u;
+	if (!l->pkt_max)
+		l->pkt_max = 4096;
+	ev.data.ptr = l;
+	if (epoll_ctl(e->epfd, EPOLL_CTL_ADD, fd, &ev)) {
+		close(fd);
+		free(l);
+		return NULL;
+	}
+	LIST_INSERT_HEAD(&e->links, l, entry);
+	return l;
+}
+
+static void link_free(struct sengine *e, struct slink *l)
+{
+	epoll_ctl(e->epfd, EPOLL_CTL_DEL, l->fd, NULL);
+	close(l->fd);
+	LIST_REMOVE(l, entry);
+	free(l);
+}
+
+/*
+ * A QP's link to its peer: for the QP that is the lower (LID, QPN) of the
+ * pair, connect; the other side waits for it. NULL for now otherwise.
+ * Caller holds e->lock.
+ */
+struct slink *sengine_qp_link(struct sengine *e, struct softhfi_qp *qp,
+			      int *err)
+{
+	struct swire_hello hello = {
+		.magic = SWIRE_MAGIC,
+		.kind = SWIRE_LINK_QP,
+		.slid = e->v->lid,
+		.sqpn = qp->qpn,
+		.dqpn = qp->dest_qpn,
+	};
+	char name[SWIRE_NAME_MAX];
+	struct slink *l;
+	int fd;
+
+	*err = 0;
+	if (qp->link)
+		return qp->link;
+	if (e->v->lid > qp->ah.dlid ||
+	    (e->v->lid == qp->ah.dlid && qp->qpn > qp->dest_qpn))
+		return NULL; /* the peer connects */
+	*err = swire_lookup(&e->wire, qp->ah.dlid, qp->dest_qpn, name,
+			    sizeof(name));
+	if (!*err)
+		*err = swire_connect(&e->wire, name, &hello, &fd);
+	if (*err)
+		return NULL;
+	l = link_add(e, fd, SWIRE_LINK_QP);
+	if (!l) {
+		*err = ENOMEM;
+		return NULL;
+	}
+	l->qp = qp;
+	l->rlid = qp->ah.dlid;
+	l->rqpn = qp->dest_qpn;
+	qp->link = l;
+	return l;
+}
+
+/* The UD link to the context serving (@dlid, @dqpn). e->lock. */
+struct slink *sengine_ud_link(struct sengine *e, uint16_t dlid, uint32_t dqpn,
+			      int *err)
+{
+	struct swire_hello hello = {
+		.magic = SWIRE_MAGIC,
+		.kind = SWIRE_LINK_UD,
+		.slid = e->v->lid,
+	};
+	char name[SWIRE_NAME_MAX];
+	struct slink *l;
+	int fd;
+
+	*err = swire_lookup(&e->wire, dlid, dqpn, name, sizeof(name));
+	if (*err)
+		return NULL;
+	LIST_FOREACH(l, &e->links, entry)
+	if (l->kind == SWIRE_LINK_UD && !l->dead && !strcmp(l->endpoint, name))
+		return l;
+	*err = swire_connect(&e->wire, name, &hello, &fd);
+	if (*err)
+		return NULL;
+	l = link_add(e, fd, SWIRE_LINK_UD);
+	if (!l) {
+		*err = ENOMEM;
+		return NULL;
+	}
+	snprintf(l->endpoint, sizeof(l->endpoint), "%s", name);
+	return l;
+}
+
+static void accept_link(struct sengine *e)
+{
+	struct swire_hello hello;
+	struct softhfi_qp *qp;
+	struct slink *l;
+	int fd;
+
+	if (swire_accept(&e->wire, &hello, &fd))
+		return;
+	l = link_add(e, fd, hello.kind);
+	if (!l)
+		return;
+	l->rlid = hello.slid;
+	l->rqpn = hello.sqpn;
+	if (hello.kind != SWIRE_LINK_QP)
+		return;
+	qp = sengine_find_qp(e, hello.dqpn);
+	if (!qp || qp->type == IB_UVERBS_QPT_UD) {
+		l->dead = true;
+		return;
+	}
+	/* A newer connection from the same peer replaces the old one. */
+	if (qp->link && qp->link != l) {
+		qp->link->qp = NULL;
+		qp->link->dead = true;
+	}
+	qp->link = l;
+	l->qp = qp;
+	atomic_store(&qp->kicked, true);
+}
+
+/* Packets while the link has them, at most a few (fairness). */
+static void link_readable(struct sengine *e, struct slink *l)
+{
+	struct spkt h;
+	int avail, n;
+
+	for (n = 0; n < 16 && !l->dead; n++) {
+		if (slink_read_exact(l, &h, sizeof(h)))
+			break;
+		sqp_recv_packet_locked(e, l, &h);
+		if (ioctl(l->fd, FIONREAD, &avail) || avail < (int)sizeof(h))
+			break;
+	}
+}
+
+/* Links that died: their QPs fail, as on a lost peer. */
+static void reap_links(struct sengine *e)
+{
+	struct slink *l, *next;
+
+	for (l = LIST_FIRST(&e->links); l; l = next) {
+		next = LIST_NEXT(l, entry);
+		if (!l->dead)
+			continue;
+		if (l->qp) {
+			struct softhfi_qp *qp = l->qp;
+
+			qp->link = NULL;
+			l->qp = NULL;
+			sqp_link_lost_locked(e, qp);
+		}
+		link_free(e, l);
+	}
+}
+
+/* Milliseconds to the nearest QP timer, or -1. */
+static int next_timeout(struct sengine *e)
+{
+	struct softhfi_qp *qp;
+	uint64_t now = sengine_now(), best = UINT64_MAX;
+
+	LIST_FOREACH(qp, &e->qps, entry)
+	{
+		if (qp->wait_until && qp->wait_until < best)
+			best = qp->wait_until;
+		if (qp->ack_deadline && qp->ack_deadline < best)
+			best = qp->ack_deadline;
+	}
+	if (best == UINT64_MAX)
+		return -1;
+	if (best <= now)
+		return 0;
+	return (int)((best - now + 999999) / 1000000);
+}
+
+static void progress_all(struct sengine *e)
+{
+	struct softhfi_qp *qp;
+
+	LIST_FOREACH(qp, &e->qps, entry)
+	{
+		atomic_store(&qp->kicked, false);
+		sqp_progress_locked(e, qp);
+	}
+}
+
+static bool work_pending(struct sengine *e)
+{
+	struct softhfi_qp *qp;
+
+	LIST_FOREACH(qp, &e->qps, entry)
+	if (atomic_load(&qp->kicked))
+		return true;
+	return false;
+}
+
+static void *engine_main(void *arg)
+{
+	struct sengine *e = arg;
+	struct epoll_event evs[32];
+	sigset_t all;
+	int i, n, timeout;
+
+	/* Signals are the application's threads' business. */
+	sigfillset(&all);
+	pthread_sigmask(SIG_BLOCK, &all, NULL);
+	while (!atomic_load(&e->stop)) {
+		pthread_mutex_lock(&e->lock);
+		progress_all(e);
+		reap_links(e);
+		timeout = next_timeout(e);
+		/* Posters kick only a sleeping engine: look once more. */
+		atomic_store(&e->sleeping, true);
+		if (work_pending(e))
+			timeout = 0;
+		pthread_mutex_unlock(&e->lock);
+
+		n = epoll_wait(e->epfd, evs, 32, timeout);
+		atomic_store(&e->sleeping, false);
+
+		pthread_mutex_lock(&e->lock);
+		for (i = 0; i < n; i++) {
+			void *p = evs[i].data.ptr;
+
+			if (p == &tag_kick) {
+				uint64_t v;
+
+				(void)!read(e->kick_fd, &v, sizeof(v));
+			} else if (p == &tag_listen) {
+				accept_link(e);
+			} else {
+				struct slink *l = p;
+
+				if (evs[i].events & EPOLLOUT) {
+					l->want_out = false;
+					link_watch(e, l, false);
+				}
+				if (evs[i].events &
+				    (EPOLLIN | EPOLLHUP | EPOLLERR))
+					link_readable(e, l);
+			}
+		}
+		pthread_mutex_unlock(&e->lock);
+	}
+	return NULL;
+}
+
+int sengine_start(struct sverbs *v)
+{
+	struct epoll_event ev = { .events = EPOLLIN };
+	struct sengine *e;
+	int ret;
+
+	e = calloc(1, sizeof(*e));
+	if (!e)
+		return ENOMEM;
+	e->v = v;
+	e->epfd = e->kick_fd = -1;
+	e->byte_pipe[0] = e->byte_pipe[1] = -1;
+	pthread_mutex_init(&e->lock, NULL);
+	LIST_INIT(&e->qps);
+	LIST_INIT(&e->links);
+	e->scratch_size = SENGINE_SCRATCH;
+	e->scratch = malloc(e->scratch_size);
+	ret = ENOMEM;
+	if (!e->scratch)
+		goto err;
+	ret = swire_open(&e->wire, v->fabric_dir, v->lid);
+	if (ret) {
+		sverbs_log(v, SV_LOG_ERR,
+			   "cannot open the fabric endpoint under %s: %s",
+			   v->fabric_dir, strerror(ret));
+		goto err;
+	}
+	e->epfd = epoll_create1(EPOLL_CLOEXEC);
+	e->kick_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	if (e->epfd < 0 || e->kick_fd < 0 || pipe2(e->byte_pipe, O_CLOEXEC)) {
+		ret = errno;
+		goto err;
+	}
+	ev.data.ptr = &tag_kick;
+	if (epoll_ctl(e->epfd, EPOLL_CTL_ADD, e->kick_fd, &ev)) {
+		ret = errno;
+		goto err;
+	}
+	ev.data.ptr = &tag_listen;
+	if (epoll_ctl(e->epfd, EPOLL_CTL_ADD, e->wire.listen_fd, &ev)) {
+		ret = errno;
+		goto err;
+	}
+	ret = pthread_create(&e->thread, NULL, engine_main, e);
+	if (ret)
+		goto err;
+	e->running = true;
+	v->engine = e;
+	return 0;
+err:
+	v->engine = e;
+	sengine_stop(v);
+	return ret;
+}
+
+void sengine_stop(struct sverbs *v)
+{
+	struct sengine *e = v->engine;
+	struct slink *l;
+
+	if (!e)
+		return;
+	if (e->running) {
+		uint64_t one = 1;
+
+		atomic_store(&e->stop, true);
+		(void)!write(e->kick_fd, &one, sizeof(one));
+		pthread_join(e->thread, NULL);
+	}
+	sqp_destroy_all(e);
+	while ((l = LIST_FIRST(&e->links)))
+		link_free(e, l);
+	swire_close(&e->wire);
+	if (e->epfd >= 0)
+		close(e->epfd);
+	if (e->kick_fd >= 0)
+		close(e->kick_fd);
+	if (e->byte_pipe[0] >= 0) {
+		close(e->byte_pipe[0]);
+		close(e->byte_pipe[1]);
+	}
+	free(e->scratch);
+	pthread_mutex_destroy(&e->lock);
+	free(e);
+	v->engine = NULL;
+}

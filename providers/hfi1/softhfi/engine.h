@@ -1,0 +1,229 @@
+/* SPDX-License-Identifier: GPL-2.0 OR BSD-2-Clause */
+/*
+ * softhfi: the engine and the QPs it drives, shared by qp.c (the verbs on
+ * QPs), engine.c (the thread and the links) and rc.c (the protocols:
+ * hfi1's rc.c, uc.c and ud.c in one place, as the wire is one stream).
+ *
+ * Locks, in this order: e->lock (the QP table, the links; the engine
+ * holds it while it works, the verbs while they change a QP) ->
+ * qp->sq_lock (a spinlock: posting sends) -> a CQ's lock (cq.c).
+ */
+#ifndef SOFTHFI_ENGINE_H
+#define SOFTHFI_ENGINE_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/queue.h>
+#include <sys/uio.h>
+
+#include "sverbs.h"
+
+/* Packets on a link: a header, then len bytes of payload. */
+enum spkt_op {
+	SP_SEND = 1,
+	SP_WRITE,
+	SP_READ_REQ,
+	SP_READ_RESP,
+	SP_CMP_SWAP,
+	SP_FETCH_ADD,
+	SP_ATOMIC_RESP,
+	SP_ACK,
+	SP_NAK,
+	SP_UD_SEND,
+};
+
+enum spkt_flags {
+	SPF_FIRST = 1 << 0, /* of a message */
+	SPF_LAST = 1 << 1,
+	SPF_IMM = 1 << 2,
+	SPF_SOLICITED = 1 << 3,
+	SPF_GRH = 1 << 4, /* UD: the sender's AH was global */
+};
+
+/* NAK syndromes (IB spec 9.7.5.2.8, as the requester completes them). */
+enum spkt_nak {
+	SNAK_RNR = 1,
+	SNAK_INV_REQ,
+	SNAK_ACCESS,
+	SNAK_OP,
+};
+
+struct spkt {
+	uint8_t op; /* enum spkt_op */
+	uint8_t flags; /* enum spkt_flags */
+	uint16_t slid;
+	uint32_t dqpn;
+	uint32_t sqpn;
+	uint32_t ssn; /* the message's number in the requester's queue */
+	uint32_t len; /* payload bytes after this header */
+	uint32_t imm; /* network order, as posted */
+	uint32_t key; /* rkey; NAK: syndrome; UD: qkey */
+	uint32_t total; /* the message's length; NAK RNR: the timer */
+	uint64_t va; /* of this packet's first byte */
+	uint64_t cmp; /* atomics; ATOMIC_RESP: the original value */
+	uint64_t swap;
+	uint8_t sgid[16]; /* UD with SPF_GRH */
+	uint8_t dgid[16];
+};
+
+struct slink {
+	int fd;
+	uint8_t kind; /* enum swire_link_kind */
+	bool dead; /* EOF or error: its QP fails, it is freed */
+	bool want_out; /* waiting for room (EPOLLOUT) */
+	uint32_t pkt_max; /* payload per packet: a quarter of the buffer */
+	uint32_t sndbuf;
+	struct softhfi_qp *qp; /* SWIRE_LINK_QP: its QP, once matched */
+	uint16_t rlid; /* the peer */
+	uint32_t rqpn;
+	char endpoint[SWIRE_NAME_MAX]; /* SWIRE_LINK_UD, outgoing */
+	LIST_ENTRY(slink) entry;
+};
+
+/* A send WQE in the send queue: the WR, its SGEs, its inline data. */
+struct swqe {
+	struct ib_uverbs_send_wr wr;
+	uint64_t length; /* of the message */
+	uint16_t dlid; /* UD: from the AH */
+	bool grh;
+	uint8_t dgid[16];
+	bool inl; /* the data is in inline_data, not in the SGEs */
+	struct ib_uverbs_sge sg[]; /* max_send_sge, then the inline data */
+};
+
+/* A response the responder owes, queued until the link has room. */
+struct sresp {
+	uint8_t op; /* SP_ACK, SP_NAK, SP_READ_RESP, SP_ATOMIC_RESP */
+	uint8_t nak;
+	uint32_t ssn;
+	uint64_t atomic_orig;
+	/* READ: what is left to send */
+	void *mr;
+	uint64_t va;
+	uint64_t left;
+	uint64_t sent;
+};
+
+#define SQP_MAX_RESP 32 /* max_dest_rd_atomic plus ACKs in flight */
+
+struct softhfi_qp {
+	struct sverbs *v;
+	uint8_t type;
+	uint32_t qpn;
+	uint32_t pdn;
+	bool sq_sig_all;
+	uint64_t user_handle;
+	struct softhfi_cq *send_cq, *recv_cq;
+	struct softhfi_srq *srq;
+	LIST_ENTRY(softhfi_qp) entry; /* e->qps, e->lock */
+
+	/* Attributes: e->lock. */
+	uint8_t state;
+	uint32_t qkey, dest_qpn, sq_psn, rq_psn;
+	uint32_t access;
+	uint16_t pkey_index;
+	uint8_t port, path_mtu, timeout, retry_cnt, rnr_retry;
+	uint8_t min_rnr_timer, max_rd_atomic, max_dest_rd_atomic;
+	uint8_t sq_draining;
+	struct ib_uverbs_qp_dest ah;
+
+	/* The send queue: slots of slot_size bytes, free-running indices. */
+	pthread_spinlock_t sq_lock; /* posters */
+	char *sq;
+	uint32_t sq_size, slot_size;
+	uint32_t max_send_sge, max_inline;
+	_Atomic uint32_t sq_head; /* posted: sq_lock; read by the engine */
+	/* The engine's, under e->lock: */
+	uint32_t sq_done; /* oldest not completed */
+	uint32_t sq_next; /* next to send */
+	uint64_t sq_off; /* bytes of sq_next's message sent */
+	unsigned int rd_out; /* READs and atomics awaiting their response */
+	uint64_t rsp_off; /* bytes of sq_done's READ response placed */
+	unsigned int rnr_tries;
+	uint64_t wait_until; /* ns: RNR backoff or a connect retry */
+	unsigned int conn_tries;
+	/* ns: no answer by then, and the requester sends again (RC). */
+	uint64_t ack_deadline;
+	unsigned int retry_tries;
+
+	/* The receive queue (NULL with an SRQ). */
+	struct rvt_rwq *rq;
+	uint32_t rq_size, rq_max_sge, rwqe_size;
+	uint32_t max_recv_wr;
+	/* The responder's, under e->lock: */
+	uint32_t e_ssn; /* the message expected next */
+	bool in_msg; /* a SEND or WRITE is under way */
+	bool drop_msg; /* ... but is being discarded */
+	uint32_t rcv_off; /* bytes of the current SEND placed */
+	uint64_t rcv_wr_id;
+	uint8_t rcv_nsge;
+	struct rvt_wqe_sge *rcv_sg; /* rq_max_sge: the WQE being filled */
+	struct sresp resp[SQP_MAX_RESP];
+	unsigned int resp_head, resp_tail;
+
+	struct slink *link;
+	_Atomic bool kicked; /* work posted since the engine last looked */
+};
+
+struct sengine {
+	struct sverbs *v;
+	pthread_t thread;
+	bool running;
+	int epfd;
+	int kick_fd; /* an eventfd */
+	_Atomic bool sleeping;
+	_Atomic bool stop;
+	struct swire wire;
+	pthread_mutex_t lock;
+	LIST_HEAD(, softhfi_qp) qps;
+	LIST_HEAD(, slink) links;
+	int byte_pipe[2]; /* small values into pinned pages (atomics, GRH) */
+	char *scratch; /* what is discarded */
+	size_t scratch_size;
+};
+
+/* engine.c */
+int sengine_start(struct sverbs *v);
+void sengine_stop(struct sverbs *v);
+void sengine_kick(struct sengine *e);
+uint64_t sengine_now(void);
+struct softhfi_qp *sengine_find_qp(struct sengine *e, uint32_t qpn);
+/* Room on @l for a packet of @payload bytes; else want_out is set. */
+bool slink_room(struct sengine *e, struct slink *l, uint64_t payload);
+int slink_write(struct slink *l, const struct spkt *h, const struct iovec *iov,
+		int iovcnt, size_t len);
+int slink_read_exact(struct slink *l, void *buf, size_t len);
+void slink_drop(struct sengine *e, struct slink *l, size_t len);
+void slink_kill(struct sengine *e, struct slink *l);
+struct slink *sengine_qp_link(struct sengine *e, struct softhfi_qp *qp,
+			      int *err);
+struct slink *sengine_ud_link(struct sengine *e, uint16_t dlid, uint32_t dqpn,
+			      int *err);
+
+/* qp.c: the QPs left at stop, after the thread ended. */
+void sqp_destroy_all(struct sengine *e);
+
+/* rc.c */
+void sqp_progress_locked(struct sengine *e, struct softhfi_qp *qp);
+void sqp_recv_packet_locked(struct sengine *e, struct slink *l,
+			    const struct spkt *h);
+void sqp_link_lost_locked(struct sengine *e, struct softhfi_qp *qp);
+void sqp_flush_locked(struct sengine *e, struct softhfi_qp *qp);
+void sqp_to_error_locked(struct sengine *e, struct softhfi_qp *qp);
+uint32_t sqp_avail_locked(struct softhfi_qp *qp);
+
+static inline struct swqe *sq_slot(struct softhfi_qp *qp, uint32_t idx)
+{
+	return (struct swqe *)(qp->sq +
+			       (size_t)(idx % qp->sq_size) * qp->slot_size);
+}
+
+static inline struct rvt_rwqe *rq_slot(struct softhfi_qp *qp, uint32_t idx)
+{
+	return (struct rvt_rwqe *)((char *)qp->rq->wq +
+				   (size_t)idx * qp->rwqe_size);
+}
+
+#endif /* SOFTHFI_ENGINE_H */

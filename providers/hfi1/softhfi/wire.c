@@ -1,0 +1,269 @@
+// SPDX-License-Identifier: GPL-2.0 OR BSD-2-Clause
+/*
+ * softhfi: the wire. A link is an AF_UNIX stream between two engines: one
+ * per connected QP pair (RC, UC), and one per pair of contexts for UD
+ * sends. Each context listens on an abstract socket, its endpoint, and
+ * the fabric directory maps (LID, QPN) to endpoints: <fabric>/<lid>/<qpn>
+ * is a symbolic link whose target is the endpoint's name. Creating that
+ * link is how a QPN is taken, so QPNs are unique per soft device across
+ * the processes that use it. Abstract sockets vanish with their process,
+ * so an entry whose endpoint refuses connections is stale and is taken
+ * over.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+
+#include "sverbs.h"
+
+/* Bytes each link's socket may hold in flight: see "The wire" in
+ * Documentation/soft-hfi-verbs.md. Capped by net.core.wmem_max unless the
+ * process may force it. */
+#define SWIRE_SNDBUF (4 << 20)
+#define SWIRE_QPN_FIRST 16
+/* An entry's path: the LID's directory, a slash and a QPN. */
+#define SWIRE_PATH_MAX (sizeof(((struct swire *)0)->lid_dir) + 16)
+
+static atomic_uint swire_seq;
+
+static int endpoint_addr(const char *name, struct sockaddr_un *sa,
+			 socklen_t *len)
+{
+	size_t n = strlen(name);
+
+	if (n + 1 > sizeof(sa->sun_path))
+		return ENAMETOOLONG;
+	memset(sa, 0, sizeof(*sa));
+	sa->sun_family = AF_UNIX;
+	/* Abstract: a leading NUL, no file. */
+	memcpy(sa->sun_path + 1, name, n);
+	*len = offsetof(struct sockaddr_un, sun_path) + 1 + n;
+	return 0;
+}
+
+int swire_open(struct swire *w, const char *fabric_dir, uint16_t lid)
+{
+	struct sockaddr_un sa;
+	struct stat st;
+	socklen_t len;
+	int ret;
+
+	w->listen_fd = -1;
+	if (stat(fabric_dir, &st))
+		return errno;
+	if (snprintf(w->lid_dir, sizeof(w->lid_dir), "%s/%u", fabric_dir,
+		     lid) >= (int)sizeof(w->lid_dir))
+		return ENAMETOOLONG;
+	/* Every user of the device takes QPNs here, as in /tmp. */
+	if (mkdir(w->lid_dir, 01777) && errno != EEXIST)
+		return errno;
+	snprintf(w->name, sizeof(w->name), "hfi1-soft:%llx:%llx:%d:%u",
+		 (unsigned long long)st.st_dev, (unsigned long long)st.st_ino,
+		 (int)getpid(), atomic_fetch_add(&swire_seq, 1));
+	ret = endpoint_addr(w->name, &sa, &len);
+	if (ret)
+		return ret;
+	w->listen_fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (w->listen_fd < 0)
+		return errno;
+	if (bind(w->listen_fd, (struct sockaddr *)&sa, len) ||
+	    listen(w->listen_fd, 128)) {
+		ret = errno;
+		close(w->listen_fd);
+		w->listen_fd = -1;
+		return ret;
+	}
+	w->lid = lid;
+	w->next_qpn = SWIRE_QPN_FIRST + (getpid() % 64) * 1024;
+	return 0;
+}
+
+void swire_close(struct swire *w)
+{
+	if (w->listen_fd >= 0)
+		close(w->listen_fd);
+	w->listen_fd = -1;
+}
+
+static void entry_path(const struct swire *w, uint32_t qpn, char *path,
+		       size_t len)
+{
+	snprintf(path, len, "%s/%u", w->lid_dir, qpn);
+}
+
+/* A connected stream to the endpoint called @name, or -1 with errno. */
+static int connect_endpoint(const char *name)
+{
+	struct sockaddr_un sa;
+	socklen_t len;
+	int fd, ret;
+
+	ret = endpoint_addr(name, &sa, &len);
+	if (ret) {
+		errno = ret;
+		return -1;
+	}
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return -1;
+	if (connect(fd, (struct sockaddr *)&sa, len)) {
+		ret = errno;
+		close(fd);
+		errno = ret;
+		return -1;
+	}
+	return fd;
+}
+
+/* The endpoint that serves (this LID, @qpn): 0, ENOENT or an errno. */
+static int read_entry(const char *lid_dir, uint32_t qpn, char *name, size_t len)
+{
+	char path[SWIRE_PATH_MAX];
+	ssize_t n;
+
+	if (snprintf(path, sizeof(path), "%s/%u", lid_dir, qpn) >=
+	    (int)sizeof(path))
+		return ENAMETOOLONG;
+	n = readlink(path, name, len - 1);
+	if (n < 0)
+		return errno;
+	name[n] = '\0';
+	return 0;
+}
+
+/* An entry whose endpoint is gone: its process died without cleaning. */
+static bool entry_stale(const struct swire *w, uint32_t qpn)
+{
+	char name[SWIRE_NAME_MAX];
+	int fd;
+
+	if (read_entry(w->lid_dir, qpn, name, sizeof(name)))
+		return false;
+	if (!strcmp(name, w->name))
+		return false;
+	fd = connect_endpoint(name);
+	if (fd >= 0) {
+		close(fd);
+		return false;
+	}
+	return errno == ECONNREFUSED;
+}
+
+int swire_qpn_alloc(struct swire *w, uint32_t *qpn)
+{
+	char path[SWIRE_PATH_MAX];
+	unsigned int tries;
+
+	for (tries = 0; tries < 1 << 16; tries++) {
+		uint32_t n = w->next_qpn++;
+
+		if (n > SWIRE_QPN_MAX) {
+			w->next_qpn = SWIRE_QPN_FIRST;
+			continue;
+		}
+		entry_path(w, n, path, sizeof(path));
+		if (!symlink(w->name, path)) {
+			*qpn = n;
+			return 0;
+		}
+		if (errno != EEXIST)
+			return errno;
+		if (entry_stale(w, n) && !unlink(path) &&
+		    !symlink(w->name, path)) {
+			*qpn = n;
+			return 0;
+		}
+	}
+	return ENOSPC;
+}
+
+void swire_qpn_free(struct swire *w, uint32_t qpn)
+{
+	char path[SWIRE_PATH_MAX], name[SWIRE_NAME_MAX];
+
+	/* Only our own entry: a stale one may have been taken over. */
+	if (read_entry(w->lid_dir, qpn, name, sizeof(name)) ||
+	    strcmp(name, w->name))
+		return;
+	entry_path(w, qpn, path, sizeof(path));
+	unlink(path);
+}
+
+static void size_link(int fd)
+{
+	int sz = SWIRE_SNDBUF;
+
+	if (setsockopt(fd, SOL_SOCKET, SO_SNDBUFFORCE, &sz, sizeof(sz)))
+		setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &sz, sizeof(sz));
+}
+
+int swire_link_sndbuf(int fd)
+{
+	int sz = 0;
+	socklen_t len = sizeof(sz);
+
+	if (getsockopt(fd, SOL_SOCKET, SO_SNDBUF, &sz, &len))
+		return 0;
+	return sz;
+}
+
+int swire_lookup(struct swire *w, uint16_t dlid, uint32_t dqpn, char *name,
+		 size_t len)
+{
+	char lid_dir[SWIRE_PATH_MAX];
+	const char *slash = strrchr(w->lid_dir, '/');
+
+	if (!slash)
+		return EINVAL;
+	snprintf(lid_dir, sizeof(lid_dir), "%.*s/%u", (int)(slash - w->lid_dir),
+		 w->lid_dir, dlid);
+	return read_entry(lid_dir, dqpn, name, len);
+}
+
+int swire_connect(struct swire *w, const char *endpoint,
+		  const struct swire_hello *hello, int *fdp)
+{
+	int fd, ret;
+
+	fd = connect_endpoint(endpoint);
+	if (fd < 0)
+		return errno;
+	size_link(fd);
+	if (write(fd, hello, sizeof(*hello)) != sizeof(*hello)) {
+		ret = errno ? errno : EIO;
+		close(fd);
+		return ret;
+	}
+	*fdp = fd;
+	return 0;
+}
+
+int swire_accept(struct swire *w, struct swire_hello *hello, int *fdp)
+{
+	struct timeval tv = { .tv_sec = 1 };
+	int fd;
+
+	fd = accept4(w->listen_fd, NULL, NULL, SOCK_CLOEXEC);
+	if (fd < 0)
+		return errno;
+	/* The hello follows the connect at once; never wait long on it. */
+	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+	if (recv(fd, hello, sizeof(*hello), MSG_WAITALL) != sizeof(*hello) ||
+	    hello->magic != SWIRE_MAGIC) {
+		close(fd);
+		return EPROTO;
+	}
+	tv.tv_sec = 0;
+	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+	size_link(fd);
+	*fdp = fd;
+	return 0;
+}
