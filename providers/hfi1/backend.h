@@ -15,6 +15,7 @@
 #ifndef HFI1_BACKEND_H
 #define HFI1_BACKEND_H
 
+#include <rdma/ib_user_verbs.h>
 #include <rdma/rvt-abi.h>
 
 #include "hfi1.h"
@@ -64,6 +65,78 @@ struct hfi1_backend_cq_ops {
 	int (*destroy)(struct hfi1_context *ctx, struct hfi1_backend_cq *cq);
 };
 
+/*
+ * What a QP is created with: qp.c's checked input, naming the objects it
+ * uses by the backend's handles for them.
+ */
+struct hfi1_backend_qp_init {
+	enum ibv_qp_type qp_type; /* IBV_QPT_RC, _UC or _UD */
+	bool sq_sig_all;
+	uint32_t pdn;
+	void *send_cq, *recv_cq; /* the backend's CQ handles */
+	void *srq; /* the backend's SRQ handle; NULL: its own receive queue */
+	struct ibv_qp_cap cap; /* as asked, within the provider's limits */
+	uint64_t user_handle; /* the QP's async events carry it */
+};
+
+/*
+ * A QP as its backend serves it: its handle and number, and rdmavt's
+ * receive ring, which the provider fills without a call (wr.c).
+ */
+struct hfi1_backend_qp {
+	void *handle; /* the soft HFI's struct softhfi_qp */
+	uint32_t qpn;
+	/* The receive ring and its geometry; rq is NULL with an SRQ. */
+	struct rvt_rwq *rq;
+	uint32_t rq_size; /* slots: max_recv_wr + 1 */
+	uint32_t rq_max_sge; /* SGEs in each slot */
+	struct ibv_qp_cap cap; /* as granted (>= as asked) */
+};
+
+/*
+ * The QP commands (rdmavt's CREATE_QP, MODIFY_QP, QUERY_QP, DESTROY_QP,
+ * with the kernel's structs) and posting. Each returns 0 or an errno; the
+ * verb (qp.c, wr.c) has checked its input and logs what is refused.
+ */
+struct hfi1_backend_qp_ops {
+	/* A QP as @init says; fills @qp. */
+	int (*create)(struct hfi1_context *ctx,
+		      const struct hfi1_backend_qp_init *init,
+		      struct hfi1_backend_qp *qp);
+	/*
+	 * The kernel's MODIFY_QP: @cmd as ibv_cmd_modify_qp() fills it (but
+	 * for qp_handle), the IB state machine's checks. EINVAL for a
+	 * transition or attribute the spec refuses.
+	 */
+	int (*modify)(struct hfi1_context *ctx, struct hfi1_backend_qp *qp,
+		      const struct ib_uverbs_modify_qp *cmd);
+	/* The kernel's QUERY_QP response: all attributes and the caps. */
+	int (*query)(struct hfi1_context *ctx, struct hfi1_backend_qp *qp,
+		     struct ib_uverbs_query_qp_resp *resp);
+	/* The QP's completions already in its CQs stay there. */
+	int (*destroy)(struct hfi1_context *ctx, struct hfi1_backend_qp *qp);
+	/*
+	 * Post one send: @sg holds wr->num_sge entries; with IBV_SEND_INLINE
+	 * the data is copied from their addresses before it returns, and so
+	 * is @wr and @sg. 0, or ENOMEM (the send queue is full) or EINVAL,
+	 * with nothing posted. Any thread; the fast path.
+	 */
+	int (*post_send)(struct hfi1_context *ctx, struct hfi1_backend_qp *qp,
+			 const struct ib_uverbs_send_wr *wr,
+			 const struct ib_uverbs_sge *sg);
+	/* Receives were added to qp->rq (head store-released). */
+	void (*post_recv_done)(struct hfi1_context *ctx,
+			       struct hfi1_backend_qp *qp);
+};
+
+/* The AH commands, rdmavt's CREATE_AH and DESTROY_AH. 0 or an errno. */
+struct hfi1_backend_ah_ops {
+	/* An AH in PD @pdn: *@handle goes into UD sends' wr.ud.ah. */
+	int (*create)(struct hfi1_context *ctx, uint32_t pdn,
+		      const struct ib_uverbs_ah_attr *attr, uint32_t *handle);
+	int (*destroy)(struct hfi1_context *ctx, uint32_t handle);
+};
+
 struct hfi1_backend {
 	const char *name;
 	unsigned int flags; /* enum hfi1_backend_flags */
@@ -84,6 +157,10 @@ struct hfi1_backend {
 	void (*close)(struct hfi1_context *ctx);
 	/* CQs (cq.c); NULL where the backend serves none yet. */
 	const struct hfi1_backend_cq_ops *cq;
+	/* QPs and posting (qp.c, wr.c); NULL where the backend has none. */
+	const struct hfi1_backend_qp_ops *qp;
+	/* AHs (ah.c); NULL where the backend has none. */
+	const struct hfi1_backend_ah_ops *ah;
 };
 
 extern const struct hfi1_backend hfi1_soft_backend;

@@ -74,6 +74,23 @@ struct verbs_srq {
 	uint32_t srq_num;
 };
 
+/*
+ * verbs_qp's comp_mask: ibv_qp_to_qp_ex() returns the QP's ibv_qp_ex only
+ * with VERBS_QP_EX, which a provider sets for a QP that has the extended
+ * send API (IBV_QP_INIT_ATTR_SEND_OPS_FLAGS).
+ */
+enum verbs_qp_mask {
+	VERBS_QP_XRCD = 1 << 0,
+	VERBS_QP_EX = 1 << 1,
+};
+
+/*
+ * A QP as libibverbs sees it: ibv_qp (or ibv_qp_ex, which begins with it)
+ * first. A provider that makes its QPs without ibv_cmd_create_qp*() sets
+ * the ibv_qp fields that set_qp() of cmd_qp.c would: context, pd, the CQs,
+ * srq, qp_type, qp_context, state (RESET), events_completed, mutex and
+ * cond (ibv_ack_async_event() uses the last three).
+ */
 struct verbs_qp {
 	union {
 		struct ibv_qp qp;
