@@ -36,4 +36,20 @@ int hfi1_req_notify_cq(struct ibv_cq *ibcq, int solicited_only);
 int hfi1_resize_cq(struct ibv_cq *ibcq, int cqe);
 int hfi1_destroy_cq(struct ibv_cq *ibcq);
 
+/* qp.c: QPs over the backend's QP commands */
+struct ibv_qp *hfi1_create_qp(struct ibv_pd *pd, struct ibv_qp_init_attr *attr);
+struct ibv_qp *hfi1_create_qp_ex(struct ibv_context *ibctx,
+				 struct ibv_qp_init_attr_ex *attr);
+int hfi1_modify_qp(struct ibv_qp *ibqp, struct ibv_qp_attr *attr,
+		   int attr_mask);
+int hfi1_query_qp(struct ibv_qp *ibqp, struct ibv_qp_attr *attr, int attr_mask,
+		  struct ibv_qp_init_attr *init_attr);
+int hfi1_destroy_qp(struct ibv_qp *ibqp);
+
+/* wr.c: posting, the fast path (and the extended send API, qp.h) */
+int hfi1_post_send(struct ibv_qp *ibqp, struct ibv_send_wr *wr,
+		   struct ibv_send_wr **bad_wr);
+int hfi1_post_recv(struct ibv_qp *ibqp, struct ibv_recv_wr *wr,
+		   struct ibv_recv_wr **bad_wr);
+
 #endif /* HFI1_VERBS_H */
