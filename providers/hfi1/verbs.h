@@ -52,4 +52,8 @@ int hfi1_post_send(struct ibv_qp *ibqp, struct ibv_send_wr *wr,
 int hfi1_post_recv(struct ibv_qp *ibqp, struct ibv_recv_wr *wr,
 		   struct ibv_recv_wr **bad_wr);
 
+/* ah.c: AHs over the backend's AH commands */
+struct ibv_ah *hfi1_create_ah(struct ibv_pd *pd, struct ibv_ah_attr *attr);
+int hfi1_destroy_ah(struct ibv_ah *ibah);
+
 #endif /* HFI1_VERBS_H */
