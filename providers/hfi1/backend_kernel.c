@@ -5,7 +5,9 @@
  * rdmavt, and an hfi1 user context on /dev/hfi1_N (drv/kdrv.c).
  *
  * It has no MRs yet: reg_mr needs ibv_cmd_reg_mr beside the cache, so
- * libibverbs answers EOPNOTSUPP for it.
+ * libibverbs answers EOPNOTSUPP for it. Nor QPs and AHs: its qp and ah
+ * ops are NULL (they would be the ibv_cmd_* calls, and post_send
+ * ibv_cmd_post_send), and so are the verbs in its ops table.
  */
 #include <errno.h>
 #include <stdio.h>

@@ -13,6 +13,7 @@
 #include <string.h>
 #include <unistd.h>
 #include <sys/inotify.h>
+#include <rdma/ib_user_ioctl_verbs.h>
 
 #include "backend.h"
 #include "evloop.h"
@@ -227,15 +228,24 @@ static int hfi1_soft_query_port_op(struct ibv_context *ibctx, uint8_t port,
 
 static const struct verbs_context_ops hfi1_soft_ctx_ops = {
 	.alloc_pd = hfi1_alloc_pd,
+	.create_ah = hfi1_create_ah,
 	.create_cq = hfi1_create_cq,
 	.create_cq_ex = hfi1_create_cq_ex,
+	.create_qp = hfi1_create_qp,
+	.create_qp_ex = hfi1_create_qp_ex,
 	.dealloc_pd = hfi1_dealloc_pd,
 	.dereg_mr = hfi1_dereg_mr,
+	.destroy_ah = hfi1_destroy_ah,
 	.destroy_cq = hfi1_destroy_cq,
+	.destroy_qp = hfi1_destroy_qp,
 	.free_context = hfi1_free_context,
+	.modify_qp = hfi1_modify_qp,
 	.poll_cq = hfi1_poll_cq,
+	.post_recv = hfi1_post_recv,
+	.post_send = hfi1_post_send,
 	.query_device_ex = hfi1_soft_query_device_ex,
 	.query_port = hfi1_soft_query_port_op,
+	.query_qp = hfi1_query_qp,
 	.reg_mr = hfi1_reg_mr,
 	.req_notify_cq = hfi1_req_notify_cq,
 	.rereg_mr = hfi1_rereg_mr,
@@ -454,6 +464,121 @@ err_close:
 	return ret;
 }
 
+/*
+ * --- QPs, posting and AHs: the verbs server's (softhfi_verbs.h) ---
+ *
+ * The objects a QP names come as the handles this backend gave them: the
+ * CQs' struct softhfi_cq. The kernel's QP types and the verbs' are one.
+ */
+_Static_assert((int)IBV_QPT_RC == (int)IB_UVERBS_QPT_RC &&
+		       (int)IBV_QPT_UC == (int)IB_UVERBS_QPT_UC &&
+		       (int)IBV_QPT_UD == (int)IB_UVERBS_QPT_UD,
+	       "ibv_qp_type is the kernel's");
+
+static int soft_qp_create(struct hfi1_context *ctx,
+			  const struct hfi1_backend_qp_init *init,
+			  struct hfi1_backend_qp *bqp)
+{
+	const struct softhfi_qp_init si = {
+		.qp_type = init->qp_type,
+		.sq_sig_all = init->sq_sig_all,
+		.pdn = init->pdn,
+		.send_cq = init->send_cq,
+		.recv_cq = init->recv_cq,
+		.srq = init->srq,
+		.max_send_wr = init->cap.max_send_wr,
+		.max_recv_wr = init->cap.max_recv_wr,
+		.max_send_sge = init->cap.max_send_sge,
+		.max_recv_sge = init->cap.max_recv_sge,
+		.max_inline_data = init->cap.max_inline_data,
+		.user_handle = init->user_handle,
+	};
+	struct softhfi_qp_info info;
+	struct softhfi_qp *qp;
+
+	qp = softhfi_qp_create(ctx->drv, &si, &info);
+	if (!qp)
+		return errno;
+	bqp->handle = qp;
+	bqp->qpn = info.qpn;
+	bqp->rq = info.rq;
+	bqp->rq_size = info.rq_size;
+	bqp->rq_max_sge = info.rq_max_sge;
+	bqp->cap.max_send_wr = info.max_send_wr;
+	bqp->cap.max_recv_wr = info.max_recv_wr;
+	bqp->cap.max_send_sge = info.max_send_sge;
+	bqp->cap.max_recv_sge = info.max_recv_sge;
+	bqp->cap.max_inline_data = info.max_inline_data;
+	return 0;
+}
+
+static int soft_qp_modify(struct hfi1_context *ctx, struct hfi1_backend_qp *bqp,
+			  const struct ib_uverbs_modify_qp *cmd)
+{
+	return softhfi_qp_modify(bqp->handle, cmd);
+}
+
+static int soft_qp_query(struct hfi1_context *ctx, struct hfi1_backend_qp *bqp,
+			 struct ib_uverbs_query_qp_resp *resp)
+{
+	return softhfi_qp_query(bqp->handle, resp);
+}
+
+static int soft_qp_destroy(struct hfi1_context *ctx,
+			   struct hfi1_backend_qp *bqp)
+{
+	return softhfi_qp_destroy(bqp->handle);
+}
+
+static int soft_post_send(struct hfi1_context *ctx, struct hfi1_backend_qp *bqp,
+			  const struct ib_uverbs_send_wr *wr,
+			  const struct ib_uverbs_sge *sg)
+{
+	return softhfi_post_send(bqp->handle, wr, sg);
+}
+
+static void soft_post_recv_done(struct hfi1_context *ctx,
+				struct hfi1_backend_qp *bqp)
+{
+	softhfi_post_recv_done(bqp->handle);
+}
+
+static const struct hfi1_backend_qp_ops hfi1_soft_qp_ops = {
+	.create = soft_qp_create,
+	.modify = soft_qp_modify,
+	.query = soft_qp_query,
+	.destroy = soft_qp_destroy,
+	.post_send = soft_post_send,
+	.post_recv_done = soft_post_recv_done,
+};
+
+/* softhfi_ah_*() return 0, or -1 with errno set (or else an errno). */
+static int soft_ah_errno(int ret)
+{
+	if (ret >= 0)
+		return ret;
+	return errno ? errno : EINVAL;
+}
+
+static int soft_ah_create(struct hfi1_context *ctx, uint32_t pdn,
+			  const struct ib_uverbs_ah_attr *attr,
+			  uint32_t *handle)
+{
+	return soft_ah_errno(softhfi_ah_create(ctx->drv, pdn, attr, handle));
+}
+
+static int soft_ah_destroy(struct hfi1_context *ctx, uint32_t handle)
+{
+	return soft_ah_errno(softhfi_ah_destroy(ctx->drv, handle));
+}
+
+static const struct hfi1_backend_ah_ops hfi1_soft_ah_ops = {
+	.create = soft_ah_create,
+	.destroy = soft_ah_destroy,
+};
+
+/* --- the backend --- */
+
 const struct hfi1_backend hfi1_soft_backend = {
 	.name = "soft",
 	.flags = HFI1_BACKEND_ASYNC_QUEUE | HFI1_BACKEND_MR_CACHE,
@@ -462,4 +587,6 @@ const struct hfi1_backend hfi1_soft_backend = {
 	.open = hfi1_soft_open,
 	.close = hfi1_soft_close,
 	.cq = &hfi1_soft_cq_ops,
+	.qp = &hfi1_soft_qp_ops,
+	.ah = &hfi1_soft_ah_ops,
 };
