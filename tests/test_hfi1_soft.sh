@@ -298,8 +298,11 @@ layout_ok()
 }
 check "the tree holds every file of Documentation/soft-hfi.md" layout_ok
 check "directories are 0755, files 0644" \
-	'[ -z "$(find "$RUNDIR" \( -type d ! -perm 0755 \) -o \
-			\( -type f ! -perm 0644 \))" ]'
+	'[ -z "$(find "$RUNDIR" -path "$RUNDIR/fabric" -prune -o \
+			\( -type d ! -perm 0755 \) -print -o \
+			\( -type f ! -perm 0644 \) -print)" ]'
+check "the fabric directory is sticky and everyone's, as /tmp" \
+	'[ "$(stat -c %a "$RUNDIR/fabric")" = 1777 ]'
 check "no temporary file is left" \
 	'[ -z "$(find "$RUNDIR" -name ".*")" ]'
 check "user nobody can read the tree and open the node" \

@@ -17,6 +17,7 @@
 
 #include "backend.h"
 #include "evloop.h"
+#include "mr.h"
 #include "softdev.h"
 #include "softhfi.h"
 #include "softhfi_verbs.h"
@@ -263,6 +264,38 @@ static void soft_verbs_event(void *arg, uint32_t type, uint64_t element)
 }
 
 /*
+ * The engine resolves memory keys through the MR table (mr.c): the soft
+ * HFI's stand-in for rdmavt's lkey table. A context without the MR cache
+ * has no MRs.
+ */
+static int soft_mr_get(void *arg, uint32_t key, uint32_t pdn, uint64_t iova,
+		       uint64_t len, uint32_t access, bool remote, void **mr)
+{
+	struct hfi1_context *ctx = arg;
+
+	if (!ctx->mr)
+		return ENOENT;
+	return hfi1_mr_get(ctx, key, pdn, iova, len, access, remote,
+			   (struct hfi1_mr_ref **)mr);
+}
+
+static int soft_mr_tid(void *mr, uint64_t iova, uint32_t *tidinfo,
+		       uint32_t *offset, uint32_t *left)
+{
+	return hfi1_mr_tid(mr, iova, tidinfo, offset, left);
+}
+
+static uint64_t soft_mr_addr(void *mr, uint64_t iova)
+{
+	return hfi1_mr_addr(mr, iova);
+}
+
+static void soft_mr_put(void *mr)
+{
+	hfi1_mr_put(mr);
+}
+
+/*
  * The port the verbs server sits on: the bring-up's fabric directory
  * (<rundir>/fabric beside <rundir>/sys/class/infiniband/<name>), the LID
  * and GID[0] from the tree.
@@ -302,8 +335,13 @@ static int soft_verbs_start(struct hfi1_context *ctx,
 			    struct hfi1_soft_ctx *sctx)
 {
 	const struct softhfi_verbs_ops ops = {
-		.event = soft_verbs_event, .log = hfi1_log_line, .arg = ctx,
-		/* mr_*: the MRs' resolution comes with the data path. */
+		.event = soft_verbs_event,
+		.mr_get = soft_mr_get,
+		.mr_tid = soft_mr_tid,
+		.mr_addr = soft_mr_addr,
+		.mr_put = soft_mr_put,
+		.log = hfi1_log_line,
+		.arg = ctx,
 	};
 	char fabric_dir[IBV_SYSFS_PATH_MAX + 16];
 	struct softhfi_port port;

@@ -14,6 +14,7 @@
  * application gets HFI1DV_EVENT_MR_INVALIDATED through the async queue.
  */
 #include <errno.h>
+#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -247,6 +248,66 @@ int hfi1_mr_lookup(struct hfi1_context *ctx, struct hfi1_pd *pd, uint32_t key,
 	return 0;
 }
 
+int hfi1_mr_get(struct hfi1_context *ctx, uint32_t key, uint32_t pdn,
+		uint64_t iova, uint64_t len, int access, bool remote,
+		struct hfi1_mr_ref **refp)
+{
+	uint32_t slot = key >> HFI1_MR_KEY_GEN_BITS;
+	struct hfi1_mr_ref *r;
+	struct hfi1_mr *chunk, *mr;
+	int ret;
+
+	if (!key || slot >= HFI1_MAX_MR)
+		return ENOENT;
+	chunk = atomic_load_explicit(
+		&ctx->mr->table.chunks[slot / HFI1_MR_CHUNK],
+		memory_order_acquire);
+	if (!chunk)
+		return ENOENT;
+	mr = &chunk[slot % HFI1_MR_CHUNK];
+	/*
+	 * Count the use before the key is checked, dereg takes the key
+	 * before it waits for the count: one of them sees the other.
+	 */
+	atomic_fetch_add(&mr->inflight, 1);
+	ret = hfi1_mr_lookup(ctx, NULL, key, iova, len, access, remote, &mr);
+	if (!ret) {
+		r = atomic_load_explicit(&mr->active, memory_order_acquire);
+		if (r->pd->pdn != pdn)
+			ret = EACCES;
+	}
+	if (ret) {
+		atomic_fetch_sub(&mr->inflight, 1);
+		return ret;
+	}
+	*refp = r;
+	return 0;
+}
+
+void hfi1_mr_put(struct hfi1_mr_ref *ref)
+{
+	atomic_fetch_sub_explicit(&ref->mr->inflight, 1, memory_order_release);
+}
+
+int hfi1_mr_tid(struct hfi1_mr_ref *ref, uint64_t iova, uint32_t *tidinfo,
+		uint32_t *offset, uint32_t *left)
+{
+	return hfi1_mrc_entry_tid(ref->mrc.entry, hfi1_mr_addr(ref, iova),
+				  tidinfo, offset, left);
+}
+
+uint64_t hfi1_mr_addr(struct hfi1_mr_ref *ref, uint64_t iova)
+{
+	return ref->addr + (iova - ref->iova);
+}
+
+/* After the key was taken: the engine's last use of the MR is over. */
+static void mr_wait_inflight(struct hfi1_mr *mr)
+{
+	while (atomic_load_explicit(&mr->inflight, memory_order_acquire))
+		sched_yield();
+}
+
 /* --- invalidation events and their history --- */
 
 static void history_add(struct hfi1_context *ctx, const struct hfi1_mr_ref *r,
@@ -439,6 +500,7 @@ int hfi1_dereg_mr(struct verbs_mr *vmr)
 	if (!atomic_exchange_explicit(&mr->key, 0, memory_order_acq_rel))
 		return mr_not_registered(ctx, mr, "ibv_dereg_mr");
 	r = atomic_load(&mr->active);
+	mr_wait_inflight(mr);
 	/*
 	 * Memory unmapped while the MR was registered gets its event even if
 	 * the application deregisters it right after the munmap(): apply
@@ -523,6 +585,7 @@ int hfi1_rereg_mr(struct verbs_mr *vmr, int flags, struct ibv_pd *ibpd,
 	/* Lookups miss while the MR changes. */
 	atomic_store_explicit(&mr->key, 0, memory_order_release);
 	atomic_store(&mr->active, new);
+	mr_wait_inflight(mr);
 	/* Invalidated before it became active: mr_invalidated() left it. */
 	if (atomic_load(&new->reason))
 		mr_post_invalidated(ctx, new);

@@ -54,6 +54,12 @@ struct hfi1_mr {
 	 * exchange, so that of two deregs of an MR one finds it 0.
 	 */
 	_Atomic uint32_t key;
+	/*
+	 * The engine's uses in flight (hfi1_mr_get()): dereg and rereg
+	 * wait for them before they let the translation go, as rdmavt waits
+	 * on an MR's refcount.
+	 */
+	atomic_uint inflight;
 	uint32_t slot; /* index in the MR table */
 	uint32_t gen; /* of the last key: 1..255 */
 	struct hfi1_mr *next_free; /* on the table's free list, table lock */
@@ -136,6 +142,21 @@ int hfi1_mr_lookup(struct hfi1_context *ctx, struct hfi1_pd *pd, uint32_t key,
  */
 int hfi1_mr_check_registered(struct hfi1_context *ctx, struct hfi1_mr *mr,
 			     const char *verb);
+/*
+ * The data path's hold on an MR, for the soft HFI's engine: as
+ * hfi1_mr_lookup(), with the PD by number (@pdn), and on success the MR's
+ * translation (*refp) stays until hfi1_mr_put(): dereg and rereg wait.
+ */
+int hfi1_mr_get(struct hfi1_context *ctx, uint32_t key, uint32_t pdn,
+		uint64_t iova, uint64_t len, int access, bool remote,
+		struct hfi1_mr_ref **refp);
+void hfi1_mr_put(struct hfi1_mr_ref *ref);
+/* The TID under byte @iova of a held MR: hfi1_mrc_entry_tid(). */
+int hfi1_mr_tid(struct hfi1_mr_ref *ref, uint64_t iova, uint32_t *tidinfo,
+		uint32_t *offset, uint32_t *left);
+/* The application's address of byte @iova of a held MR. */
+uint64_t hfi1_mr_addr(struct hfi1_mr_ref *ref, uint64_t iova);
+
 /* The last invalidation of @key in the history; 0 or ENOENT. */
 int hfi1_mr_find_event(struct hfi1_context *ctx, uint32_t key,
 		       struct hfi1_mr_event_rec *rec);

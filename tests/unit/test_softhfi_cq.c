@@ -14,9 +14,11 @@
 #include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <sys/stat.h>
 #include <sys/socket.h>
 #include <cmocka.h>
 
@@ -25,6 +27,7 @@
 
 struct fixture {
 	struct hfi1_drv *drv;
+	char fabric[64]; /* the verbs server's fabric directory */
 	/* The async events the server raised. */
 	pthread_mutex_t lock;
 	unsigned int nevents;
@@ -52,10 +55,11 @@ static void on_log(void *arg, int level, const char *msg)
 
 static int setup(void **state)
 {
-	struct softhfi_port port = { .fabric_dir = "/nonexistent", .lid = 1 };
+	struct softhfi_port port = { .lid = 1 };
 	struct softhfi_params params;
 	struct softhfi_verbs_ops ops = { .event = on_event, .log = on_log };
 	struct fixture *f = calloc(1, sizeof(*f));
+	char lid_dir[80];
 
 	if (!f)
 		return -1;
@@ -65,6 +69,13 @@ static int setup(void **state)
 	if (!f->drv)
 		return -1;
 	ops.arg = f;
+	snprintf(f->fabric, sizeof(f->fabric), "/tmp/softhfi-cq.XXXXXX");
+	if (!mkdtemp(f->fabric))
+		return -1;
+	port.fabric_dir = f->fabric;
+	snprintf(lid_dir, sizeof(lid_dir), "%s/1", f->fabric);
+	if (mkdir(lid_dir, 0700))
+		return -1;
 	if (softhfi_verbs_start(f->drv, &port, &ops))
 		return -1;
 	*state = f;
@@ -75,8 +86,13 @@ static int teardown(void **state)
 {
 	struct fixture *f = *state;
 
+	char lid_dir[80];
+
 	softhfi_verbs_stop(f->drv);
 	hfi1_drv_close(f->drv);
+	snprintf(lid_dir, sizeof(lid_dir), "%s/1", f->fabric);
+	rmdir(lid_dir);
+	rmdir(f->fabric);
 	pthread_mutex_destroy(&f->lock);
 	free(f);
 	return 0;

@@ -62,8 +62,17 @@ int swire_open(struct swire *w, const char *fabric_dir, uint16_t lid)
 	if (snprintf(w->lid_dir, sizeof(w->lid_dir), "%s/%u", fabric_dir,
 		     lid) >= (int)sizeof(w->lid_dir))
 		return ENAMETOOLONG;
-	/* Every user of the device takes QPNs here, as in /tmp. */
-	if (mkdir(w->lid_dir, 01777) && errno != EEXIST)
+	/*
+	 * Every user of the device takes QPNs here, as in /tmp: hfi1-soft
+	 * up made it, root's (or ours) and sticky where others may write,
+	 * so that nobody can remove another's entries.
+	 */
+	if (lstat(w->lid_dir, &st))
+		return errno;
+	if (!S_ISDIR(st.st_mode) || (st.st_uid && st.st_uid != geteuid()) ||
+	    ((st.st_mode & S_IWOTH) && !(st.st_mode & S_ISVTX)))
+		return EACCES;
+	if (stat(fabric_dir, &st))
 		return errno;
 	snprintf(w->name, sizeof(w->name), "hfi1-soft:%llx:%llx:%d:%u",
 		 (unsigned long long)st.st_dev, (unsigned long long)st.st_ino,

@@ -1,0 +1,723 @@
+// SPDX-License-Identifier: GPL-2.0 OR BSD-2-Clause
+/*
+ * Traffic over the soft HFI, through the shared provider as an application
+ * loads it: RC, UC and UD between hfi1_0 and hfi1_1 (two "hosts") and in
+ * loopback on hfi1_0, every opcode, and the error cases an HCA has (bad
+ * rkey, bad lkey, RNR, flush, a lost peer). Data is checked byte for byte.
+ *
+ * Run by tests/with_soft_hfi.sh, which brings up hfi1_0 and hfi1_1.
+ */
+#include <errno.h>
+#include <malloc.h>
+#include <poll.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+#include <arpa/inet.h>
+#include <sys/mman.h>
+#include <cmocka.h>
+#include <infiniband/verbs.h>
+
+#define BUF_SIZE (4 << 20)
+#define CQE 256
+
+struct side {
+	struct ibv_context *ctx;
+	struct ibv_pd *pd;
+	struct ibv_cq *cq;
+	struct ibv_qp *qp;
+	char *buf;
+	struct ibv_mr *mr;
+	uint16_t lid;
+};
+
+struct pair {
+	struct side a, b;
+	enum ibv_qp_type type;
+};
+
+static struct ibv_context *open_dev(const char *name)
+{
+	struct ibv_device **list;
+	struct ibv_context *ctx = NULL;
+	int i, n;
+
+	list = ibv_get_device_list(&n);
+	assert_non_null(list);
+	for (i = 0; i < n; i++)
+		if (!strcmp(ibv_get_device_name(list[i]), name))
+			ctx = ibv_open_device(list[i]);
+	ibv_free_device_list(list);
+	return ctx;
+}
+
+static void side_init(struct side *s, struct ibv_context *ctx,
+		      enum ibv_qp_type type)
+{
+	struct ibv_qp_init_attr ia = {
+		.qp_type = type,
+		.cap = { .max_send_wr = 64,
+			 .max_recv_wr = 64,
+			 .max_send_sge = 4,
+			 .max_recv_sge = 4,
+			 .max_inline_data = 64 },
+	};
+	struct ibv_port_attr pa;
+
+	s->ctx = ctx;
+	assert_int_equal(ibv_query_port(ctx, 1, &pa), 0);
+	s->lid = pa.lid;
+	s->pd = ibv_alloc_pd(ctx);
+	assert_non_null(s->pd);
+	s->cq = ibv_create_cq(ctx, CQE, NULL, NULL, 0);
+	assert_non_null(s->cq);
+	ia.send_cq = ia.recv_cq = s->cq;
+	s->qp = ibv_create_qp(s->pd, &ia);
+	assert_non_null(s->qp);
+	s->buf = mmap(NULL, BUF_SIZE, PROT_READ | PROT_WRITE,
+		      MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	assert_true(s->buf != MAP_FAILED);
+	memset(s->buf, 0, BUF_SIZE);
+	s->mr = ibv_reg_mr(s->pd, s->buf, BUF_SIZE,
+			   IBV_ACCESS_LOCAL_WRITE | IBV_ACCESS_REMOTE_WRITE |
+				   IBV_ACCESS_REMOTE_READ |
+				   IBV_ACCESS_REMOTE_ATOMIC);
+	assert_non_null(s->mr);
+}
+
+static void side_fini(struct side *s, bool close_ctx)
+{
+	if (s->qp)
+		assert_int_equal(ibv_destroy_qp(s->qp), 0);
+	assert_int_equal(ibv_dereg_mr(s->mr), 0);
+	assert_int_equal(ibv_destroy_cq(s->cq), 0);
+	assert_int_equal(ibv_dealloc_pd(s->pd), 0);
+	munmap(s->buf, BUF_SIZE);
+	if (close_ctx)
+		assert_int_equal(ibv_close_device(s->ctx), 0);
+}
+
+static int to_rts(struct side *s, const struct side *peer, uint8_t rnr_retry,
+		  uint8_t retry_cnt)
+{
+	struct ibv_qp_attr a = {
+		.qp_state = IBV_QPS_INIT,
+		.port_num = 1,
+		.qp_access_flags = IBV_ACCESS_REMOTE_WRITE |
+				   IBV_ACCESS_REMOTE_READ |
+				   IBV_ACCESS_REMOTE_ATOMIC,
+		.qkey = 0x11111111,
+	};
+	enum ibv_qp_type t = s->qp->qp_type;
+	int mask = IBV_QP_STATE | IBV_QP_PKEY_INDEX | IBV_QP_PORT;
+	int ret;
+
+	mask |= t == IBV_QPT_UD ? IBV_QP_QKEY : IBV_QP_ACCESS_FLAGS;
+	if (t == IBV_QPT_UC)
+		a.qp_access_flags = IBV_ACCESS_REMOTE_WRITE;
+	ret = ibv_modify_qp(s->qp, &a, mask);
+	if (ret)
+		return ret;
+	memset(&a, 0, sizeof(a));
+	a.qp_state = IBV_QPS_RTR;
+	mask = IBV_QP_STATE;
+	if (t != IBV_QPT_UD) {
+		a.path_mtu = IBV_MTU_4096;
+		a.dest_qp_num = peer->qp->qp_num;
+		a.ah_attr.dlid = peer->lid;
+		a.ah_attr.port_num = 1;
+		mask |= IBV_QP_AV | IBV_QP_PATH_MTU | IBV_QP_DEST_QPN |
+			IBV_QP_RQ_PSN;
+		if (t == IBV_QPT_RC) {
+			a.max_dest_rd_atomic = 4;
+			a.min_rnr_timer = 1;
+			mask |= IBV_QP_MAX_DEST_RD_ATOMIC |
+				IBV_QP_MIN_RNR_TIMER;
+		}
+	}
+	ret = ibv_modify_qp(s->qp, &a, mask);
+	if (ret)
+		return ret;
+	memset(&a, 0, sizeof(a));
+	a.qp_state = IBV_QPS_RTS;
+	mask = IBV_QP_STATE | IBV_QP_SQ_PSN;
+	if (t == IBV_QPT_RC) {
+		a.timeout = 10;
+		a.retry_cnt = retry_cnt;
+		a.rnr_retry = rnr_retry;
+		a.max_rd_atomic = 4;
+		mask |= IBV_QP_TIMEOUT | IBV_QP_RETRY_CNT | IBV_QP_RNR_RETRY |
+			IBV_QP_MAX_QP_RD_ATOMIC;
+	}
+	return ibv_modify_qp(s->qp, &a, mask);
+}
+
+/* @two: hfi1_0 <-> hfi1_1; else both ends on hfi1_0 (loopback). */
+static void pair_init(struct pair *p, enum ibv_qp_type type, bool two)
+{
+	struct ibv_context *c0 = open_dev("hfi1_0");
+	struct ibv_context *c1 = two ? open_dev("hfi1_1") : c0;
+
+	assert_non_null(c0);
+	assert_non_null(c1);
+	p->type = type;
+	side_init(&p->a, c0, type);
+	side_init(&p->b, c1, type);
+	assert_int_equal(to_rts(&p->a, &p->b, 7, 7), 0);
+	assert_int_equal(to_rts(&p->b, &p->a, 7, 7), 0);
+}
+
+static void pair_fini(struct pair *p)
+{
+	bool two = p->a.ctx != p->b.ctx;
+
+	side_fini(&p->b, two);
+	side_fini(&p->a, true);
+}
+
+/* The next completion on @cq within 5 s. */
+static void poll_one(struct ibv_cq *cq, struct ibv_wc *wc)
+{
+	time_t end = time(NULL) + 5;
+	int n;
+
+	do {
+		n = ibv_poll_cq(cq, 1, wc);
+		assert_true(n >= 0);
+		if (n)
+			return;
+		usleep(100);
+	} while (time(NULL) < end);
+	fail_msg("no completion within 5 s");
+}
+
+static void post_recv(struct side *s, uint64_t off, uint32_t len, uint64_t id)
+{
+	struct ibv_sge sge = {
+		.addr = (uintptr_t)s->buf + off,
+		.length = len,
+		.lkey = s->mr->lkey,
+	};
+	struct ibv_recv_wr wr = { .wr_id = id, .sg_list = &sge, .num_sge = 1 };
+	struct ibv_recv_wr *bad;
+
+	assert_int_equal(ibv_post_recv(s->qp, &wr, &bad), 0);
+}
+
+static int post_send(struct side *s, enum ibv_wr_opcode op, uint64_t off,
+		     uint32_t len, uint64_t raddr, uint32_t rkey, uint64_t id,
+		     int flags)
+{
+	struct ibv_sge sge = {
+		.addr = (uintptr_t)s->buf + off,
+		.length = len,
+		.lkey = s->mr->lkey,
+	};
+	struct ibv_send_wr wr = {
+		.wr_id = id,
+		.sg_list = &sge,
+		.num_sge = len ? 1 : 0,
+		.opcode = op,
+		.send_flags = IBV_SEND_SIGNALED | flags,
+		.imm_data = htonl(0x1234),
+	};
+	struct ibv_send_wr *bad;
+
+	if (op == IBV_WR_ATOMIC_CMP_AND_SWP ||
+	    op == IBV_WR_ATOMIC_FETCH_AND_ADD) {
+		wr.wr.atomic.remote_addr = raddr;
+		wr.wr.atomic.rkey = rkey;
+	} else {
+		wr.wr.rdma.remote_addr = raddr;
+		wr.wr.rdma.rkey = rkey;
+	}
+	return ibv_post_send(s->qp, &wr, &bad);
+}
+
+static void fill(char *p, size_t len, unsigned int seed)
+{
+	size_t i;
+
+	for (i = 0; i < len; i++)
+		p[i] = (char)(i * 7 + seed);
+}
+
+static void do_send(enum ibv_qp_type type, bool two)
+{
+	struct pair p;
+	struct ibv_wc wc;
+
+	pair_init(&p, type, two);
+	fill(p.a.buf, 1 << 20, 3);
+	post_recv(&p.b, 0, 1 << 20, 42);
+	assert_int_equal(
+		post_send(&p.a, IBV_WR_SEND_WITH_IMM, 0, 1 << 20, 0, 0, 7, 0),
+		0);
+	poll_one(p.a.cq, &wc);
+	assert_int_equal(wc.status, IBV_WC_SUCCESS);
+	assert_int_equal(wc.opcode, IBV_WC_SEND);
+	assert_int_equal(wc.wr_id, 7);
+	poll_one(p.b.cq, &wc);
+	assert_int_equal(wc.status, IBV_WC_SUCCESS);
+	assert_int_equal(wc.opcode, IBV_WC_RECV);
+	assert_int_equal(wc.wr_id, 42);
+	assert_int_equal(wc.byte_len, 1 << 20);
+	assert_true(wc.wc_flags & IBV_WC_WITH_IMM);
+	assert_int_equal(ntohl(wc.imm_data), 0x1234);
+	assert_int_equal(wc.qp_num, p.b.qp->qp_num);
+	assert_memory_equal(p.a.buf, p.b.buf, 1 << 20);
+
+	/* Inline. */
+	fill(p.a.buf, 48, 9);
+	post_recv(&p.b, 4096, 64, 43);
+	assert_int_equal(
+		post_send(&p.a, IBV_WR_SEND, 0, 48, 0, 0, 8, IBV_SEND_INLINE),
+		0);
+	poll_one(p.a.cq, &wc);
+	assert_int_equal(wc.status, IBV_WC_SUCCESS);
+	poll_one(p.b.cq, &wc);
+	assert_int_equal(wc.status, IBV_WC_SUCCESS);
+	assert_int_equal(wc.byte_len, 48);
+	assert_memory_equal(p.a.buf, p.b.buf + 4096, 48);
+	pair_fini(&p);
+}
+
+static void test_rc_send(void **state)
+{
+	do_send(IBV_QPT_RC, true);
+}
+
+static void test_rc_send_loopback(void **state)
+{
+	do_send(IBV_QPT_RC, false);
+}
+
+static void test_uc_send(void **state)
+{
+	do_send(IBV_QPT_UC, true);
+}
+
+static void do_write(enum ibv_qp_type type)
+{
+	struct pair p;
+	struct ibv_wc wc;
+
+	pair_init(&p, type, true);
+	fill(p.a.buf, BUF_SIZE, 5);
+	assert_int_equal(post_send(&p.a, IBV_WR_RDMA_WRITE, 0, 3 << 20,
+				   (uintptr_t)p.b.buf + 4096, p.b.mr->rkey, 1,
+				   0),
+			 0);
+	poll_one(p.a.cq, &wc);
+	assert_int_equal(wc.status, IBV_WC_SUCCESS);
+	assert_int_equal(wc.opcode, IBV_WC_RDMA_WRITE);
+	if (type == IBV_QPT_UC)
+		usleep(200000); /* no ACK: the data may still be landing */
+	assert_memory_equal(p.a.buf, p.b.buf + 4096, 3 << 20);
+
+	/* Zero length, no SGE, rkey 0: completes without a key check. */
+	assert_int_equal(post_send(&p.a, IBV_WR_RDMA_WRITE, 0, 0, 0, 0, 2, 0),
+			 0);
+	poll_one(p.a.cq, &wc);
+	assert_int_equal(wc.status, IBV_WC_SUCCESS);
+
+	/* With immediate: a receive completes at the target. */
+	post_recv(&p.b, 0, 0, 77);
+	assert_int_equal(post_send(&p.a, IBV_WR_RDMA_WRITE_WITH_IMM, 0, 4096,
+				   (uintptr_t)p.b.buf, p.b.mr->rkey, 3, 0),
+			 0);
+	poll_one(p.a.cq, &wc);
+	assert_int_equal(wc.status, IBV_WC_SUCCESS);
+	poll_one(p.b.cq, &wc);
+	assert_int_equal(wc.status, IBV_WC_SUCCESS);
+	assert_int_equal(wc.opcode, IBV_WC_RECV_RDMA_WITH_IMM);
+	assert_int_equal(wc.wr_id, 77);
+	assert_int_equal(wc.byte_len, 4096);
+	pair_fini(&p);
+}
+
+static void test_rc_write(void **state)
+{
+	do_write(IBV_QPT_RC);
+}
+
+static void test_uc_write(void **state)
+{
+	do_write(IBV_QPT_UC);
+}
+
+static void test_rc_read_atomic(void **state)
+{
+	struct pair p;
+	struct ibv_wc wc;
+	uint64_t v = 40;
+
+	pair_init(&p, IBV_QPT_RC, true);
+	fill(p.b.buf, 1 << 20, 11);
+	assert_int_equal(post_send(&p.a, IBV_WR_RDMA_READ, 8192, 1 << 20,
+				   (uintptr_t)p.b.buf, p.b.mr->rkey, 1, 0),
+			 0);
+	poll_one(p.a.cq, &wc);
+	assert_int_equal(wc.status, IBV_WC_SUCCESS);
+	assert_int_equal(wc.opcode, IBV_WC_RDMA_READ);
+	assert_int_equal(wc.byte_len, 1 << 20);
+	assert_memory_equal(p.a.buf + 8192, p.b.buf, 1 << 20);
+
+	memcpy(p.b.buf + 64, &v, 8);
+	assert_int_equal(post_send(&p.a, IBV_WR_ATOMIC_FETCH_AND_ADD, 0, 8,
+				   (uintptr_t)p.b.buf + 64, p.b.mr->rkey, 2, 0),
+			 0);
+	poll_one(p.a.cq, &wc);
+	assert_int_equal(wc.status, IBV_WC_SUCCESS);
+	assert_int_equal(wc.opcode, IBV_WC_FETCH_ADD);
+	memcpy(&v, p.a.buf, 8);
+	assert_int_equal(v, 40);
+	memcpy(&v, p.b.buf + 64, 8);
+	assert_int_equal(v, 40); /* compare_add was 0 */
+	pair_fini(&p);
+}
+
+static void test_rc_bad_rkey(void **state)
+{
+	struct ibv_async_event ev;
+	struct pair p;
+	struct ibv_wc wc;
+	struct pollfd pfd;
+
+	pair_init(&p, IBV_QPT_RC, true);
+	assert_int_equal(post_send(&p.a, IBV_WR_RDMA_WRITE, 0, 4096,
+				   (uintptr_t)p.b.buf, p.b.mr->rkey + 256, 1,
+				   0),
+			 0);
+	poll_one(p.a.cq, &wc);
+	assert_int_equal(wc.status, IBV_WC_REM_ACCESS_ERR);
+	pfd.fd = p.b.ctx->async_fd;
+	pfd.events = POLLIN;
+	assert_int_equal(poll(&pfd, 1, 5000), 1);
+	assert_int_equal(ibv_get_async_event(p.b.ctx, &ev), 0);
+	assert_int_equal(ev.event_type, IBV_EVENT_QP_ACCESS_ERR);
+	assert_ptr_equal(ev.element.qp, p.b.qp);
+	ibv_ack_async_event(&ev);
+	pair_fini(&p);
+}
+
+static void test_rc_bad_lkey(void **state)
+{
+	struct pair p;
+	struct ibv_wc wc;
+	struct ibv_sge sge = { .addr = 0, .length = 16, .lkey = 0xdead00 };
+	struct ibv_send_wr wr = {
+		.wr_id = 5,
+		.sg_list = &sge,
+		.num_sge = 1,
+		.opcode = IBV_WR_SEND,
+		.send_flags = IBV_SEND_SIGNALED,
+	}, *bad;
+
+	pair_init(&p, IBV_QPT_RC, true);
+	sge.addr = (uintptr_t)p.a.buf;
+	assert_int_equal(ibv_post_send(p.a.qp, &wr, &bad), 0);
+	poll_one(p.a.cq, &wc);
+	assert_int_equal(wc.wr_id, 5);
+	assert_int_equal(wc.status, IBV_WC_LOC_PROT_ERR);
+	pair_fini(&p);
+}
+
+static void test_rc_rnr(void **state)
+{
+	struct pair p;
+	struct ibv_wc wc;
+
+	pair_init(&p, IBV_QPT_RC, true);
+	/* rnr_retry 7: for ever, so a late receive still gets it. */
+	assert_int_equal(post_send(&p.a, IBV_WR_SEND, 0, 100, 0, 0, 1, 0), 0);
+	usleep(20000);
+	post_recv(&p.b, 0, 4096, 9);
+	poll_one(p.a.cq, &wc);
+	assert_int_equal(wc.status, IBV_WC_SUCCESS);
+	poll_one(p.b.cq, &wc);
+	assert_int_equal(wc.status, IBV_WC_SUCCESS);
+	assert_int_equal(wc.wr_id, 9);
+	pair_fini(&p);
+
+	/* rnr_retry 0: the first RNR NAK fails it. */
+	{
+		struct ibv_context *c0 = open_dev("hfi1_0");
+		struct ibv_context *c1 = open_dev("hfi1_1");
+
+		side_init(&p.a, c0, IBV_QPT_RC);
+		side_init(&p.b, c1, IBV_QPT_RC);
+		assert_int_equal(to_rts(&p.a, &p.b, 0, 7), 0);
+		assert_int_equal(to_rts(&p.b, &p.a, 0, 7), 0);
+		assert_int_equal(
+			post_send(&p.a, IBV_WR_SEND, 0, 100, 0, 0, 1, 0), 0);
+		poll_one(p.a.cq, &wc);
+		assert_int_equal(wc.status, IBV_WC_RNR_RETRY_EXC_ERR);
+		pair_fini(&p);
+	}
+}
+
+static void test_flush(void **state)
+{
+	struct ibv_qp_attr a = { .qp_state = IBV_QPS_ERR };
+	struct pair p;
+	struct ibv_wc wc;
+
+	pair_init(&p, IBV_QPT_RC, true);
+	post_recv(&p.b, 0, 64, 1);
+	post_recv(&p.b, 64, 64, 2);
+	assert_int_equal(ibv_modify_qp(p.b.qp, &a, IBV_QP_STATE), 0);
+	poll_one(p.b.cq, &wc);
+	assert_int_equal(wc.status, IBV_WC_WR_FLUSH_ERR);
+	assert_int_equal(wc.wr_id, 1);
+	poll_one(p.b.cq, &wc);
+	assert_int_equal(wc.status, IBV_WC_WR_FLUSH_ERR);
+	assert_int_equal(wc.wr_id, 2);
+	pair_fini(&p);
+}
+
+static void test_peer_lost(void **state)
+{
+	struct pair p;
+	struct ibv_wc wc;
+
+	pair_init(&p, IBV_QPT_RC, true);
+	/* The peer's QP goes away with a send in flight towards it. */
+	assert_int_equal(ibv_destroy_qp(p.b.qp), 0);
+	p.b.qp = NULL;
+	assert_int_equal(post_send(&p.a, IBV_WR_SEND, 0, 100, 0, 0, 1, 0), 0);
+	poll_one(p.a.cq, &wc);
+	assert_int_equal(wc.status, IBV_WC_RETRY_EXC_ERR);
+	pair_fini(&p);
+}
+
+static void test_ud(void **state)
+{
+	struct ibv_ah_attr aa = { .port_num = 1 };
+	struct ibv_send_wr wr = {}, *bad;
+	struct ibv_sge sge;
+	struct ibv_ah *ah;
+	struct pair p;
+	struct ibv_wc wc;
+
+	pair_init(&p, IBV_QPT_UD, true);
+	aa.dlid = p.b.lid;
+	ah = ibv_create_ah(p.a.pd, &aa);
+	assert_non_null(ah);
+	fill(p.a.buf, 1024, 13);
+	post_recv(&p.b, 0, 1024 + 40, 3);
+	sge.addr = (uintptr_t)p.a.buf;
+	sge.length = 1024;
+	sge.lkey = p.a.mr->lkey;
+	wr.wr_id = 4;
+	wr.sg_list = &sge;
+	wr.num_sge = 1;
+	wr.opcode = IBV_WR_SEND;
+	wr.send_flags = IBV_SEND_SIGNALED;
+	wr.wr.ud.ah = ah;
+	wr.wr.ud.remote_qpn = p.b.qp->qp_num;
+	wr.wr.ud.remote_qkey = 0x11111111;
+	assert_int_equal(ibv_post_send(p.a.qp, &wr, &bad), 0);
+	poll_one(p.a.cq, &wc);
+	assert_int_equal(wc.status, IBV_WC_SUCCESS);
+	poll_one(p.b.cq, &wc);
+	assert_int_equal(wc.status, IBV_WC_SUCCESS);
+	assert_int_equal(wc.byte_len, 1024 + 40);
+	assert_int_equal(wc.src_qp, p.a.qp->qp_num);
+	assert_int_equal(wc.slid, p.a.lid);
+	assert_memory_equal(p.a.buf, p.b.buf + 40, 1024);
+	assert_int_equal(ibv_destroy_ah(ah), 0);
+	pair_fini(&p);
+}
+
+/*
+ * The stale translation: hfi1_1 registers a buffer and hfi1_0 writes it;
+ * the buffer goes away and new memory comes back at the same address,
+ * registered anew. The old rkey must fail, and the new one must land its
+ * data in the new memory (never the old pinned pages, never anywhere the
+ * old key allowed).
+ */
+enum remap {
+	REMAP_MMAP_FIXED,
+	REMAP_FREE_MALLOC,
+	REMAP_DONTNEED,
+	REMAP_MREMAP
+};
+
+static void do_stale(enum remap how)
+{
+	const size_t len = 1 << 20;
+	struct ibv_mr *old_mr, *new_mr;
+	struct pair p;
+	struct ibv_wc wc;
+	char *t, *t2;
+
+	pair_init(&p, IBV_QPT_RC, true);
+	if (how == REMAP_FREE_MALLOC) {
+		t = malloc(len);
+		assert_non_null(t);
+	} else {
+		t = mmap(NULL, len, PROT_READ | PROT_WRITE,
+			 MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+		assert_true(t != MAP_FAILED);
+	}
+	memset(t, 0, len);
+	old_mr = ibv_reg_mr(p.b.pd, t, len,
+			    IBV_ACCESS_LOCAL_WRITE | IBV_ACCESS_REMOTE_WRITE);
+	assert_non_null(old_mr);
+	fill(p.a.buf, len, 1);
+	assert_int_equal(post_send(&p.a, IBV_WR_RDMA_WRITE, 0, len,
+				   (uintptr_t)t, old_mr->rkey, 1, 0),
+			 0);
+	poll_one(p.a.cq, &wc);
+	assert_int_equal(wc.status, IBV_WC_SUCCESS);
+	assert_memory_equal(t, p.a.buf, len);
+
+	switch (how) {
+	case REMAP_MMAP_FIXED:
+		assert_int_equal(munmap(t, len), 0);
+		t2 = mmap(t, len, PROT_READ | PROT_WRITE,
+			  MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0);
+		break;
+	case REMAP_FREE_MALLOC:
+		free(t);
+		t2 = malloc(len);
+		break;
+	case REMAP_DONTNEED:
+		assert_int_equal(madvise(t, len, MADV_DONTNEED), 0);
+		t2 = t;
+		break;
+	default: {
+		/* Move the pages away, and map new ones where they were. */
+		char *away = mmap(NULL, len, PROT_NONE,
+				  MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+
+		assert_true(away != MAP_FAILED);
+		assert_true(mremap(t, len, len, MREMAP_MAYMOVE | MREMAP_FIXED,
+				   away) == away);
+		t2 = mmap(t, len, PROT_READ | PROT_WRITE,
+			  MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0);
+		munmap(away, len);
+	}
+	}
+	assert_non_null(t2);
+	assert_true(t2 != MAP_FAILED);
+	if (how == REMAP_FREE_MALLOC && t2 != t) {
+		/* The allocator chose another address: nothing to race. */
+		free(t2);
+		ibv_dereg_mr(old_mr);
+		pair_fini(&p);
+		return;
+	}
+	memset(t2, 0, len);
+	new_mr = ibv_reg_mr(p.b.pd, t2, len,
+			    IBV_ACCESS_LOCAL_WRITE | IBV_ACCESS_REMOTE_WRITE);
+	assert_non_null(new_mr);
+
+	/* The old key is stale: refused, and nothing lands. */
+	fill(p.a.buf, len, 2);
+	assert_int_equal(post_send(&p.a, IBV_WR_RDMA_WRITE, 0, len,
+				   (uintptr_t)t2, old_mr->rkey, 2, 0),
+			 0);
+	poll_one(p.a.cq, &wc);
+	assert_int_equal(wc.status, IBV_WC_REM_ACCESS_ERR);
+	{
+		char *zero = calloc(1, len);
+
+		assert_memory_equal(t2, zero, len);
+		free(zero);
+	}
+	/* The error took both QPs down: a new pair for the new key. */
+	ibv_dereg_mr(old_mr);
+	{
+		struct side a = p.a, b = p.b;
+		struct ibv_qp_init_attr ia = {
+			.qp_type = IBV_QPT_RC,
+			.send_cq = a.cq,
+			.recv_cq = a.cq,
+			.cap = { .max_send_wr = 8,
+				 .max_recv_wr = 8,
+				 .max_send_sge = 1,
+				 .max_recv_sge = 1 },
+		};
+
+		assert_int_equal(ibv_destroy_qp(p.a.qp), 0);
+		assert_int_equal(ibv_destroy_qp(p.b.qp), 0);
+		p.a.qp = ibv_create_qp(a.pd, &ia);
+		ia.send_cq = ia.recv_cq = b.cq;
+		p.b.qp = ibv_create_qp(b.pd, &ia);
+		assert_non_null(p.a.qp);
+		assert_non_null(p.b.qp);
+		assert_int_equal(to_rts(&p.a, &p.b, 7, 7), 0);
+		assert_int_equal(to_rts(&p.b, &p.a, 7, 7), 0);
+	}
+	fill(p.a.buf, len, 3);
+	assert_int_equal(post_send(&p.a, IBV_WR_RDMA_WRITE, 0, len,
+				   (uintptr_t)t2, new_mr->rkey, 3, 0),
+			 0);
+	poll_one(p.a.cq, &wc);
+	assert_int_equal(wc.status, IBV_WC_SUCCESS);
+	assert_memory_equal(t2, p.a.buf, len);
+	assert_int_equal(ibv_dereg_mr(new_mr), 0);
+	if (how == REMAP_FREE_MALLOC)
+		free(t2);
+	else
+		munmap(t2, len);
+	pair_fini(&p);
+}
+
+static void test_stale_mmap_fixed(void **state)
+{
+	do_stale(REMAP_MMAP_FIXED);
+}
+
+static void test_stale_free_malloc(void **state)
+{
+	do_stale(REMAP_FREE_MALLOC);
+}
+
+static void test_stale_dontneed(void **state)
+{
+	do_stale(REMAP_DONTNEED);
+}
+
+static void test_stale_mremap(void **state)
+{
+	do_stale(REMAP_MREMAP);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_rc_send),
+		cmocka_unit_test(test_rc_send_loopback),
+		cmocka_unit_test(test_uc_send),
+		cmocka_unit_test(test_rc_write),
+		cmocka_unit_test(test_uc_write),
+		cmocka_unit_test(test_rc_read_atomic),
+		cmocka_unit_test(test_rc_bad_rkey),
+		cmocka_unit_test(test_rc_bad_lkey),
+		cmocka_unit_test(test_rc_rnr),
+		cmocka_unit_test(test_flush),
+		cmocka_unit_test(test_peer_lost),
+		cmocka_unit_test(test_ud),
+		cmocka_unit_test(test_stale_mmap_fixed),
+		cmocka_unit_test(test_stale_free_malloc),
+		cmocka_unit_test(test_stale_dontneed),
+		cmocka_unit_test(test_stale_mremap),
+	};
+
+	/*
+	 * A fixed threshold: free() of a big block unmaps it and the next
+	 * malloc() maps one again, at the same address (glibc would
+	 * otherwise raise the threshold and serve it from the heap).
+	 */
+	mallopt(M_MMAP_THRESHOLD, 128 * 1024);
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
