@@ -106,6 +106,17 @@ struct sresp {
 	uint64_t sent;
 };
 
+/* A shared receive queue (srq.c); its consumer is the engine. */
+struct softhfi_srq {
+	struct sverbs *v;
+	uint32_t pdn;
+	uint64_t user_handle;
+	struct rvt_rwq *rq; /* size slots of rwqe_size bytes */
+	uint32_t size, max_sge, rwqe_size;
+	uint32_t limit; /* armed while nonzero: e->lock */
+	unsigned int users; /* QPs attached: e->lock */
+};
+
 #define SQP_MAX_RESP 32 /* max_dest_rd_atomic plus ACKs in flight */
 
 struct softhfi_qp {
@@ -204,6 +215,11 @@ struct slink *sengine_ud_link(struct sengine *e, uint16_t dlid, uint32_t dqpn,
 
 /* qp.c: the QPs left at stop, after the thread ended. */
 void sqp_destroy_all(struct sengine *e);
+
+/* srq.c: the engine takes receive WQEs; e->lock. */
+bool ssrq_take_locked(struct softhfi_srq *srq, uint64_t *wr_id,
+		      struct rvt_wqe_sge *sg, uint8_t *nsge);
+bool ssrq_empty_locked(const struct softhfi_srq *srq);
 
 /* rc.c */
 void sqp_progress_locked(struct sengine *e, struct softhfi_qp *qp);

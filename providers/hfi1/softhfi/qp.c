@@ -90,7 +90,15 @@ struct softhfi_qp *softhfi_qp_create(struct hfi1_drv *drv,
 	if (!qp->sq)
 		goto err_free;
 
-	if (!init->srq) {
+	if (init->srq) {
+		if (init->srq->v != e->v || init->srq->pdn != init->pdn) {
+			errno = EINVAL;
+			goto err_free;
+		}
+		qp->rcv_sg = calloc(init->srq->max_sge, sizeof(*qp->rcv_sg));
+		if (!qp->rcv_sg)
+			goto err_free;
+	} else {
 		qp->max_recv_wr = ud_room(init->max_recv_wr);
 		qp->rq_size = qp->max_recv_wr + 1;
 		qp->rq_max_sge = init->max_recv_sge ? init->max_recv_sge : 1;
@@ -114,6 +122,8 @@ struct softhfi_qp *softhfi_qp_create(struct hfi1_drv *drv,
 		goto err_free;
 	}
 	LIST_INSERT_HEAD(&e->qps, qp, entry);
+	if (qp->srq)
+		qp->srq->users++;
 	pthread_mutex_unlock(&e->lock);
 	scq_get(qp->send_cq);
 	scq_get(qp->recv_cq);
@@ -145,6 +155,8 @@ err_free:
 static void qp_unlink_locked(struct sengine *e, struct softhfi_qp *qp)
 {
 	LIST_REMOVE(qp, entry);
+	if (qp->srq)
+		qp->srq->users--;
 	if (qp->link) {
 		qp->link->qp = NULL;
 		qp->link->dead = true;

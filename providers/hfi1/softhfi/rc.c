@@ -260,15 +260,16 @@ void sqp_flush_locked(struct sengine *e, struct softhfi_qp *qp)
 			e->v->ops.mr_put(r->mr);
 		r->mr = NULL;
 	}
+	/* The receive under way: taken from the RQ or the SRQ. */
+	if (qp->in_msg && !qp->drop_msg)
+		complete_recv(qp, qp->rcv_wr_id, SWC_WR_FLUSH_ERR, SWC_RECV, 0,
+			      NULL);
 	if (qp->rq) {
 		uint32_t tail = atomic_load_explicit(&qp->rq->tail.val,
 						     memory_order_relaxed);
 		uint32_t rhead = atomic_load_explicit(&qp->rq->head.val,
 						      memory_order_acquire);
 
-		if (qp->in_msg && !qp->drop_msg)
-			complete_recv(qp, qp->rcv_wr_id, SWC_WR_FLUSH_ERR,
-				      SWC_RECV, 0, NULL);
 		while (tail != rhead && tail < qp->rq_size) {
 			complete_recv(qp, rq_slot(qp, tail)->wr_id,
 				      SWC_WR_FLUSH_ERR, SWC_RECV, 0, NULL);
@@ -354,6 +355,9 @@ static bool rq_take(struct softhfi_qp *qp)
 	uint32_t tail, head;
 	struct rvt_rwqe *w;
 
+	if (qp->srq)
+		return ssrq_take_locked(qp->srq, &qp->rcv_wr_id, qp->rcv_sg,
+					&qp->rcv_nsge);
 	if (!qp->rq)
 		return false;
 	tail = atomic_load_explicit(&qp->rq->tail.val, memory_order_relaxed);
@@ -373,6 +377,8 @@ static bool rq_take(struct softhfi_qp *qp)
 
 static bool rq_empty(struct softhfi_qp *qp)
 {
+	if (qp->srq)
+		return ssrq_empty_locked(qp->srq);
 	return !qp->rq ||
 	       atomic_load_explicit(&qp->rq->tail.val, memory_order_relaxed) ==
 		       atomic_load_explicit(&qp->rq->head.val,

@@ -33,6 +33,7 @@
 #define SOFTHFI_MAX_INLINE 256
 #define SOFTHFI_MAX_RD_ATOM 16
 #define SOFTHFI_MAX_AH 65536
+#define SOFTHFI_MAX_SRQ_WR 16384
 #define SOFTHFI_MAX_MSG 0x80000000U /* hfi1's max_msg_sz: 2 GiB */
 
 struct softhfi_cq;
@@ -181,6 +182,38 @@ int softhfi_post_send(struct softhfi_qp *qp, const struct ib_uverbs_send_wr *wr,
 		      const struct ib_uverbs_sge *sg);
 /* Tell the engine about receives the provider put in the rvt_rwq ring. */
 void softhfi_post_recv_done(struct softhfi_qp *qp);
+
+/* --- shared receive queues (srq.c) --- */
+
+/* The SRQ's receive ring, which the provider fills, and its geometry. */
+struct softhfi_srq_info {
+	struct rvt_rwq *rq;
+	uint32_t rq_size; /* slots: max_wr + 1 */
+	uint32_t max_wr;
+	uint32_t max_sge;
+};
+
+/*
+ * An SRQ in PD @pdn, armed at @limit (0: not armed); its events carry
+ * @user_handle. NULL with errno set: EINVAL for bad sizes, ENXIO without
+ * a verbs server.
+ */
+struct softhfi_srq *softhfi_srq_create(struct hfi1_drv *drv, uint32_t pdn,
+				       uint32_t max_wr, uint32_t max_sge,
+				       uint32_t limit, uint64_t user_handle,
+				       struct softhfi_srq_info *info);
+/*
+ * MODIFY_SRQ: a new ring of @max_wr (what is posted moves with it; the
+ * caller keeps its posters out and takes the ring from @info), and/or
+ * arm the limit event at @limit. 0 or EINVAL.
+ */
+int softhfi_srq_modify(struct softhfi_srq *srq, bool set_max_wr,
+		       uint32_t max_wr, bool set_limit, uint32_t limit,
+		       struct softhfi_srq_info *info);
+int softhfi_srq_query(struct softhfi_srq *srq, uint32_t *max_wr,
+		      uint32_t *max_sge, uint32_t *limit);
+/* EBUSY while a QP uses it. */
+int softhfi_srq_destroy(struct softhfi_srq *srq);
 
 /* --- address handles (ah.c) --- */
 
