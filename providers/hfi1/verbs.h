@@ -7,6 +7,8 @@
 #ifndef HFI1_VERBS_H
 #define HFI1_VERBS_H
 
+#include <rdma/rvt-abi.h>
+
 #include "hfi1.h"
 
 /* context.c */
@@ -51,6 +53,16 @@ int hfi1_post_send(struct ibv_qp *ibqp, struct ibv_send_wr *wr,
 		   struct ibv_send_wr **bad_wr);
 int hfi1_post_recv(struct ibv_qp *ibqp, struct ibv_recv_wr *wr,
 		   struct ibv_recv_wr **bad_wr);
+/*
+ * Post a chain of receives into rdmavt's ring @rwq (@size slots of
+ * @max_sge SGEs), as its only producer: the caller holds the ring's lock.
+ * 0, or EINVAL (too many SGEs) or ENOMEM (full) with *bad_wr set;
+ * *posted: how many went in before.
+ */
+int hfi1_rwq_post(struct rvt_rwq *rwq, uint32_t size, uint32_t max_sge,
+		  struct ibv_recv_wr *wr, struct ibv_recv_wr **bad_wr,
+		  uint32_t *posted);
+
 
 /* ah.c: AHs over the backend's AH commands */
 struct ibv_ah *hfi1_create_ah(struct ibv_pd *pd, struct ibv_ah_attr *attr);

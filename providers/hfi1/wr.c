@@ -202,17 +202,56 @@ int hfi1_post_send(struct ibv_qp *ibqp, struct ibv_send_wr *wr,
 
 /* --- ibv_post_recv: into the rvt_rwq ring --- */
 
-static struct rvt_rwqe *rwqe_at(const struct hfi1_qp *qp, uint32_t n)
-{
-	size_t size = sizeof(struct rvt_rwqe) +
-		      qp->be.rq_max_sge * sizeof(struct rvt_wqe_sge);
-
-	return (struct rvt_rwqe *)((char *)qp->be.rq->wq + n * size);
-}
-
 static uint32_t ring_load(const uint32_t *idx, memory_order order)
 {
 	return atomic_load_explicit((_Atomic uint32_t *)idx, order);
+}
+
+int hfi1_rwq_post(struct rvt_rwq *rwq, uint32_t size, uint32_t max_sge,
+		  struct ibv_recv_wr *wr, struct ibv_recv_wr **bad_wr,
+		  uint32_t *posted)
+{
+	size_t wqe_size =
+		sizeof(struct rvt_rwqe) + max_sge * sizeof(struct rvt_wqe_sge);
+	uint32_t head, next, tail;
+	struct rvt_rwqe *wqe;
+	int i, ret = 0;
+
+	*posted = 0;
+	head = ring_load(&rwq->head.val, memory_order_relaxed);
+	/* Pairs with the adapter's release of tail. */
+	tail = ring_load(&rwq->tail.val, memory_order_acquire);
+	for (; wr; wr = wr->next) {
+		if (wr->num_sge < 0 || (uint32_t)wr->num_sge > max_sge) {
+			ret = EINVAL;
+			break;
+		}
+		next = head + 1 >= size ? 0 : head + 1;
+		if (next == tail) {
+			tail = ring_load(&rwq->tail.val, memory_order_acquire);
+			if (next == tail) {
+				ret = ENOMEM;
+				break;
+			}
+		}
+		wqe = (struct rvt_rwqe *)((char *)rwq->wq + head * wqe_size);
+		wqe->wr_id = wr->wr_id;
+		wqe->num_sge = wr->num_sge;
+		for (i = 0; i < wr->num_sge; i++) {
+			wqe->sg_list[i].addr = wr->sg_list[i].addr;
+			wqe->sg_list[i].length = wr->sg_list[i].length;
+			wqe->sg_list[i].lkey = wr->sg_list[i].lkey;
+		}
+		head = next;
+		(*posted)++;
+	}
+	/* Pairs with the adapter's acquire of head: the entries are there. */
+	if (*posted)
+		atomic_store_explicit((_Atomic uint32_t *)&rwq->head.val, head,
+				      memory_order_release);
+	if (ret)
+		*bad_wr = wr;
+	return ret;
 }
 
 int hfi1_post_recv(struct ibv_qp *ibqp, struct ibv_recv_wr *wr,
@@ -220,17 +259,15 @@ int hfi1_post_recv(struct ibv_qp *ibqp, struct ibv_recv_wr *wr,
 {
 	struct hfi1_qp *qp = to_hfi1_qp(ibqp);
 	struct hfi1_context *ctx = qp_ctx(qp);
-	struct rvt_rwq *rwq = qp->be.rq;
-	uint32_t head, next, tail, posted = 0;
-	struct rvt_rwqe *wqe;
-	int i, ret;
+	uint32_t posted;
+	int ret;
 
 	ret = hfi1_check_owned(ctx, __func__);
 	if (ret) {
 		*bad_wr = wr;
 		return ret;
 	}
-	if (!rwq) {
+	if (!qp->be.rq) {
 		hfi1_err(ctx, "QP %u has an SRQ: post receives to it\n",
 			 qp->be.qpn);
 		*bad_wr = wr;
@@ -243,38 +280,8 @@ int hfi1_post_recv(struct ibv_qp *ibqp, struct ibv_recv_wr *wr,
 	}
 
 	pthread_spin_lock(&qp->rq_lock);
-	head = ring_load(&rwq->head.val, memory_order_relaxed);
-	/* Pairs with the adapter's release of tail. */
-	tail = ring_load(&rwq->tail.val, memory_order_acquire);
-	for (; wr; wr = wr->next) {
-		if (wr->num_sge < 0 ||
-		    (uint32_t)wr->num_sge > qp->be.cap.max_recv_sge) {
-			ret = EINVAL;
-			break;
-		}
-		next = head + 1 >= qp->be.rq_size ? 0 : head + 1;
-		if (next == tail) {
-			tail = ring_load(&rwq->tail.val, memory_order_acquire);
-			if (next == tail) {
-				ret = ENOMEM;
-				break;
-			}
-		}
-		wqe = rwqe_at(qp, head);
-		wqe->wr_id = wr->wr_id;
-		wqe->num_sge = wr->num_sge;
-		for (i = 0; i < wr->num_sge; i++) {
-			wqe->sg_list[i].addr = wr->sg_list[i].addr;
-			wqe->sg_list[i].length = wr->sg_list[i].length;
-			wqe->sg_list[i].lkey = wr->sg_list[i].lkey;
-		}
-		head = next;
-		posted++;
-	}
-	/* Pairs with the adapter's acquire of head: the entries are there. */
-	if (posted)
-		atomic_store_explicit((_Atomic uint32_t *)&rwq->head.val, head,
-				      memory_order_release);
+	ret = hfi1_rwq_post(qp->be.rq, qp->be.rq_size, qp->be.rq_max_sge, wr,
+			    bad_wr, &posted);
 	pthread_spin_unlock(&qp->rq_lock);
 
 	if (posted)
@@ -282,13 +289,11 @@ int hfi1_post_recv(struct ibv_qp *ibqp, struct ibv_recv_wr *wr,
 	if (ret == EINVAL)
 		hfi1_err(ctx,
 			 "QP %u: wr_id %llu has %d SGEs (max_recv_sge %u)\n",
-			 qp->be.qpn, (unsigned long long)wr->wr_id, wr->num_sge,
-			 qp->be.cap.max_recv_sge);
+			 qp->be.qpn, (unsigned long long)(*bad_wr)->wr_id,
+			 (*bad_wr)->num_sge, qp->be.cap.max_recv_sge);
 	else if (ret)
 		hfi1_dbg(ctx, "QP %u: the receive queue is full (wr_id %llu)\n",
-			 qp->be.qpn, (unsigned long long)wr->wr_id);
-	if (ret)
-		*bad_wr = wr;
+			 qp->be.qpn, (unsigned long long)(*bad_wr)->wr_id);
 	return ret;
 }
 
