@@ -129,6 +129,37 @@ struct hfi1_backend_qp_ops {
 			       struct hfi1_backend_qp *qp);
 };
 
+/* An SRQ as its backend serves it: its handle and rdmavt's ring. */
+struct hfi1_backend_srq {
+	void *handle; /* the soft HFI's struct softhfi_srq */
+	struct rvt_rwq *rq;
+	uint32_t rq_size; /* slots: max_wr + 1 */
+	uint32_t max_wr;
+	uint32_t max_sge; /* SGEs in each slot */
+};
+
+/*
+ * The SRQ commands, rdmavt's CREATE_SRQ, MODIFY_SRQ, QUERY_SRQ and
+ * DESTROY_SRQ. Each returns 0 or an errno; the verb (srq.c) has checked
+ * its input and logs what is refused.
+ */
+struct hfi1_backend_srq_ops {
+	/* An SRQ in PD @pdn whose events carry @user_handle; fills @srq. */
+	int (*create)(struct hfi1_context *ctx, uint32_t pdn,
+		      const struct ibv_srq_attr *attr, uint64_t user_handle,
+		      struct hfi1_backend_srq *srq);
+	/*
+	 * IBV_SRQ_MAX_WR (a new ring, holding what is posted: @srq is
+	 * updated; the caller keeps its posters out) and IBV_SRQ_LIMIT.
+	 */
+	int (*modify)(struct hfi1_context *ctx, struct hfi1_backend_srq *srq,
+		      const struct ibv_srq_attr *attr, int attr_mask);
+	int (*query)(struct hfi1_context *ctx, struct hfi1_backend_srq *srq,
+		     struct ibv_srq_attr *attr);
+	/* EBUSY while a QP uses it. */
+	int (*destroy)(struct hfi1_context *ctx, struct hfi1_backend_srq *srq);
+};
+
 /* The AH commands, rdmavt's CREATE_AH and DESTROY_AH. 0 or an errno. */
 struct hfi1_backend_ah_ops {
 	/* An AH in PD @pdn: *@handle goes into UD sends' wr.ud.ah. */
@@ -161,6 +192,8 @@ struct hfi1_backend {
 	const struct hfi1_backend_qp_ops *qp;
 	/* AHs (ah.c); NULL where the backend has none. */
 	const struct hfi1_backend_ah_ops *ah;
+	/* SRQs (srq.c); NULL where the backend has none. */
+	const struct hfi1_backend_srq_ops *srq;
 };
 
 extern const struct hfi1_backend hfi1_soft_backend;

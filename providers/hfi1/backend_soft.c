@@ -247,6 +247,11 @@ static const struct verbs_context_ops hfi1_soft_ctx_ops = {
 	.query_device_ex = hfi1_soft_query_device_ex,
 	.query_port = hfi1_soft_query_port_op,
 	.query_qp = hfi1_query_qp,
+	.create_srq = hfi1_create_srq,
+	.modify_srq = hfi1_modify_srq,
+	.query_srq = hfi1_query_srq,
+	.destroy_srq = hfi1_destroy_srq,
+	.post_srq_recv = hfi1_post_srq_recv,
 	.reg_mr = hfi1_reg_mr,
 	.req_notify_cq = hfi1_req_notify_cq,
 	.rereg_mr = hfi1_rereg_mr,
@@ -617,6 +622,69 @@ static const struct hfi1_backend_ah_ops hfi1_soft_ah_ops = {
 
 /* --- the backend --- */
 
+/* --- SRQs: the verbs server's (softhfi_verbs.h) --- */
+
+static void srq_from_info(struct hfi1_backend_srq *bsrq,
+			  const struct softhfi_srq_info *info)
+{
+	bsrq->rq = info->rq;
+	bsrq->rq_size = info->rq_size;
+	bsrq->max_wr = info->max_wr;
+	bsrq->max_sge = info->max_sge;
+}
+
+static int soft_srq_create(struct hfi1_context *ctx, uint32_t pdn,
+			   const struct ibv_srq_attr *attr,
+			   uint64_t user_handle, struct hfi1_backend_srq *bsrq)
+{
+	struct softhfi_srq_info info;
+	struct softhfi_srq *srq;
+
+	srq = softhfi_srq_create(ctx->drv, pdn, attr->max_wr, attr->max_sge,
+				 attr->srq_limit, user_handle, &info);
+	if (!srq)
+		return errno;
+	bsrq->handle = srq;
+	srq_from_info(bsrq, &info);
+	return 0;
+}
+
+static int soft_srq_modify(struct hfi1_context *ctx,
+			   struct hfi1_backend_srq *bsrq,
+			   const struct ibv_srq_attr *attr, int attr_mask)
+{
+	struct softhfi_srq_info info;
+	int ret;
+
+	ret = softhfi_srq_modify(bsrq->handle, attr_mask & IBV_SRQ_MAX_WR,
+				 attr->max_wr, attr_mask & IBV_SRQ_LIMIT,
+				 attr->srq_limit, &info);
+	if (!ret)
+		srq_from_info(bsrq, &info);
+	return ret;
+}
+
+static int soft_srq_query(struct hfi1_context *ctx,
+			  struct hfi1_backend_srq *bsrq,
+			  struct ibv_srq_attr *attr)
+{
+	return softhfi_srq_query(bsrq->handle, &attr->max_wr, &attr->max_sge,
+				 &attr->srq_limit);
+}
+
+static int soft_srq_destroy(struct hfi1_context *ctx,
+			    struct hfi1_backend_srq *bsrq)
+{
+	return softhfi_srq_destroy(bsrq->handle);
+}
+
+static const struct hfi1_backend_srq_ops hfi1_soft_srq_ops = {
+	.create = soft_srq_create,
+	.modify = soft_srq_modify,
+	.query = soft_srq_query,
+	.destroy = soft_srq_destroy,
+};
+
 const struct hfi1_backend hfi1_soft_backend = {
 	.name = "soft",
 	.flags = HFI1_BACKEND_ASYNC_QUEUE | HFI1_BACKEND_MR_CACHE,
@@ -627,4 +695,5 @@ const struct hfi1_backend hfi1_soft_backend = {
 	.cq = &hfi1_soft_cq_ops,
 	.qp = &hfi1_soft_qp_ops,
 	.ah = &hfi1_soft_ah_ops,
+	.srq = &hfi1_soft_srq_ops,
 };

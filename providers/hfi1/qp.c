@@ -13,6 +13,7 @@
 
 #include "cq.h"
 #include "qp.h"
+#include "srq.h"
 #include "verbs.h"
 
 /* The create attributes served; the others are known, but not served. */
@@ -153,9 +154,14 @@ static int check_qp_init(struct hfi1_context *ctx,
 	ret = check_cq(ctx, attr->recv_cq, "receive");
 	if (ret)
 		return ret;
-	if (attr->srq) {
-		hfi1_err(ctx, "SRQ not yet supported\n");
-		return EOPNOTSUPP;
+	if (attr->srq && attr->srq->context != &ctx->ibv_ctx.context) {
+		hfi1_err(ctx, "the SRQ is not of this context\n");
+		return EINVAL;
+	}
+	if (attr->srq && attr->qp_type == IBV_QPT_UD) {
+		/* rdmavt serves SRQs to RC and UC QPs, as hfi1 does. */
+		hfi1_err(ctx, "a UD QP cannot take an SRQ\n");
+		return EINVAL;
 	}
 	return check_qp_caps(ctx, &attr->cap, attr->srq != NULL);
 }
@@ -218,6 +224,7 @@ static struct ibv_qp *create_qp(struct hfi1_context *ctx,
 		.pdn = to_hfi1_pd(attr->pd)->pdn,
 		.send_cq = cq_handle(attr->send_cq),
 		.recv_cq = cq_handle(attr->recv_cq),
+		.srq = attr->srq ? to_hfi1_srq(attr->srq)->be.handle : NULL,
 		.cap = attr->cap,
 		.user_handle = (uintptr_t)&qp->vqp.qp,
 	};

@@ -62,7 +62,15 @@ int hfi1_post_recv(struct ibv_qp *ibqp, struct ibv_recv_wr *wr,
 int hfi1_rwq_post(struct rvt_rwq *rwq, uint32_t size, uint32_t max_sge,
 		  struct ibv_recv_wr *wr, struct ibv_recv_wr **bad_wr,
 		  uint32_t *posted);
-
+/* srq.c: SRQs over the backend's SRQ commands */
+struct ibv_srq *hfi1_create_srq(struct ibv_pd *pd,
+				struct ibv_srq_init_attr *attr);
+int hfi1_modify_srq(struct ibv_srq *ibsrq, struct ibv_srq_attr *attr,
+		    int attr_mask);
+int hfi1_query_srq(struct ibv_srq *ibsrq, struct ibv_srq_attr *attr);
+int hfi1_destroy_srq(struct ibv_srq *ibsrq);
+int hfi1_post_srq_recv(struct ibv_srq *ibsrq, struct ibv_recv_wr *wr,
+		       struct ibv_recv_wr **bad_wr);
 
 /* ah.c: AHs over the backend's AH commands */
 struct ibv_ah *hfi1_create_ah(struct ibv_pd *pd, struct ibv_ah_attr *attr);

@@ -692,6 +692,116 @@ static void test_stale_mremap(void **state)
 	do_stale(REMAP_MREMAP);
 }
 
+/*
+ * An SRQ behind two RC QPs on hfi1_1: each message takes the next receive
+ * from it and completes with its QP's number; the limit event fires once
+ * fewer than the limit are left; a QP that goes to ERR raises
+ * LAST_WQE_REACHED.
+ */
+static void test_srq(void **state)
+{
+	struct ibv_srq_init_attr sa = {
+		.attr = { .max_wr = 16, .max_sge = 1 },
+	};
+	struct ibv_qp_attr qa = { .qp_state = IBV_QPS_ERR };
+	struct ibv_async_event ev;
+	struct ibv_srq_attr q;
+	struct pollfd pfd;
+	struct side a[2], b[2];
+	struct ibv_srq *srq;
+	struct ibv_context *c0 = open_dev("hfi1_0"), *c1 = open_dev("hfi1_1");
+	struct ibv_wc wc;
+	int i, seen[2] = {};
+
+	assert_non_null(c0);
+	assert_non_null(c1);
+	for (i = 0; i < 2; i++) {
+		side_init(&a[i], c0, IBV_QPT_RC);
+		side_init(&b[i], c1, IBV_QPT_RC);
+	}
+	/* b[1]'s PD and CQ serve both; b[0]'s QP is made again on them. */
+	srq = ibv_create_srq(b[1].pd, &sa);
+	assert_non_null(srq);
+	for (i = 0; i < 2; i++) {
+		struct ibv_qp_init_attr ia = {
+			.qp_type = IBV_QPT_RC,
+			.send_cq = b[1].cq,
+			.recv_cq = b[1].cq,
+			.srq = srq,
+			.cap = { .max_send_wr = 8, .max_send_sge = 1 },
+		};
+
+		assert_int_equal(ibv_destroy_qp(b[i].qp), 0);
+		b[i].qp = ibv_create_qp(b[1].pd, &ia);
+		assert_non_null(b[i].qp);
+		assert_int_equal(to_rts(&a[i], &b[i], 7, 7), 0);
+		assert_int_equal(to_rts(&b[i], &a[i], 7, 7), 0);
+	}
+	for (i = 0; i < 4; i++) {
+		struct ibv_sge sge = {
+			.addr = (uintptr_t)b[1].buf + i * 4096,
+			.length = 4096,
+			.lkey = b[1].mr->lkey,
+		};
+		struct ibv_recv_wr wr = { .wr_id = 100 + i,
+					  .sg_list = &sge,
+					  .num_sge = 1 },
+				   *bad;
+
+		assert_int_equal(ibv_post_srq_recv(srq, &wr, &bad), 0);
+	}
+	q.srq_limit = 3;
+	assert_int_equal(ibv_modify_srq(srq, &q, IBV_SRQ_LIMIT), 0);
+	assert_int_equal(ibv_query_srq(srq, &q), 0);
+	assert_int_equal(q.srq_limit, 3);
+	assert_true(q.max_wr >= 16);
+
+	for (i = 0; i < 2; i++) {
+		fill(a[i].buf, 100, i);
+		assert_int_equal(
+			post_send(&a[i], IBV_WR_SEND, 0, 100, 0, 0, i, 0), 0);
+		poll_one(a[i].cq, &wc);
+		assert_int_equal(wc.status, IBV_WC_SUCCESS);
+	}
+	for (i = 0; i < 2; i++) {
+		poll_one(b[1].cq, &wc);
+		assert_int_equal(wc.status, IBV_WC_SUCCESS);
+		assert_int_equal(wc.opcode, IBV_WC_RECV);
+		assert_int_equal(wc.byte_len, 100);
+		assert_int_equal(wc.wr_id, 100 + i);
+		seen[wc.qp_num == b[1].qp->qp_num] = 1;
+	}
+	assert_true(seen[0] && seen[1]);
+
+	pfd.fd = c1->async_fd;
+	pfd.events = POLLIN;
+	assert_int_equal(poll(&pfd, 1, 5000), 1);
+	assert_int_equal(ibv_get_async_event(c1, &ev), 0);
+	assert_int_equal(ev.event_type, IBV_EVENT_SRQ_LIMIT_REACHED);
+	assert_ptr_equal(ev.element.srq, srq);
+	ibv_ack_async_event(&ev);
+
+	assert_int_equal(ibv_modify_qp(b[0].qp, &qa, IBV_QP_STATE), 0);
+	assert_int_equal(poll(&pfd, 1, 5000), 1);
+	assert_int_equal(ibv_get_async_event(c1, &ev), 0);
+	assert_int_equal(ev.event_type, IBV_EVENT_QP_LAST_WQE_REACHED);
+	assert_ptr_equal(ev.element.qp, b[0].qp);
+	ibv_ack_async_event(&ev);
+
+	assert_int_equal(ibv_destroy_srq(srq), EBUSY);
+	for (i = 0; i < 2; i++) {
+		assert_int_equal(ibv_destroy_qp(b[i].qp), 0);
+		b[i].qp = NULL;
+	}
+	assert_int_equal(ibv_destroy_srq(srq), 0);
+	for (i = 0; i < 2; i++) {
+		side_fini(&a[i], false);
+		side_fini(&b[i], false);
+	}
+	assert_int_equal(ibv_close_device(c0), 0);
+	assert_int_equal(ibv_close_device(c1), 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -707,6 +817,7 @@ int main(void)
 		cmocka_unit_test(test_flush),
 		cmocka_unit_test(test_peer_lost),
 		cmocka_unit_test(test_ud),
+		cmocka_unit_test(test_srq),
 		cmocka_unit_test(test_stale_mmap_fixed),
 		cmocka_unit_test(test_stale_free_malloc),
 		cmocka_unit_test(test_stale_dontneed),
