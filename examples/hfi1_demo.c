@@ -3,9 +3,11 @@
  * hfi1_demo: the main job of the README. Opens an hfi1 device through the
  * stock libibverbs, prints what it reports, allocates a PD and shows the
  * MR cache at work: hits against a miss, an invalidation delivered through
- * the async event queue, and the cache's counters (hfi1dv).
+ * the async event queue, and the cache's counters (hfi1dv). Then data
+ * moves: one RDMA WRITE from the device to a peer device (another "host")
+ * into an MR the peer's cache serves, and its completion.
  *
- *   hfi1_demo [-d hfi1_0]
+ *   hfi1_demo [-d hfi1_0] [-p hfi1_1]
  */
 #include <errno.h>
 #include <getopt.h>
@@ -186,6 +188,166 @@ static int demo_invalidation(struct ibv_context *ctx, struct ibv_pd *pd)
 	return print_cache_counters(ctx, "after") || attr.valid;
 }
 
+/* Data moving: an RC QP on each device, one RDMA WRITE, its completion. */
+
+struct demo_end {
+	struct ibv_pd *pd;
+	struct ibv_cq *cq;
+	struct ibv_qp *qp;
+	struct ibv_mr *mr;
+	char *buf;
+	uint16_t lid;
+};
+
+static int demo_end_init(struct ibv_context *ctx, struct demo_end *e)
+{
+	struct ibv_qp_init_attr ia = {
+		.qp_type = IBV_QPT_RC,
+		.cap = { .max_send_wr = 4,
+			 .max_recv_wr = 4,
+			 .max_send_sge = 1,
+			 .max_recv_sge = 1 },
+	};
+	struct ibv_port_attr port;
+
+	if (ibv_query_port(ctx, 1, &port))
+		return -1;
+	e->lid = port.lid;
+	e->pd = ibv_alloc_pd(ctx);
+	e->cq = ibv_create_cq(ctx, 16, NULL, NULL, 0);
+	if (!e->pd || !e->cq)
+		return -1;
+	ia.send_cq = ia.recv_cq = e->cq;
+	e->qp = ibv_create_qp(e->pd, &ia);
+	e->buf = mmap(NULL, DEMO_BUF, PROT_READ | PROT_WRITE,
+		      MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (!e->qp || e->buf == MAP_FAILED)
+		return -1;
+	memset(e->buf, 0, DEMO_BUF);
+	e->mr = ibv_reg_mr(e->pd, e->buf, DEMO_BUF,
+			   IBV_ACCESS_LOCAL_WRITE | IBV_ACCESS_REMOTE_WRITE);
+	return e->mr ? 0 : -1;
+}
+
+static void demo_end_fini(struct demo_end *e)
+{
+	if (e->mr)
+		ibv_dereg_mr(e->mr);
+	if (e->qp)
+		ibv_destroy_qp(e->qp);
+	if (e->cq)
+		ibv_destroy_cq(e->cq);
+	if (e->pd)
+		ibv_dealloc_pd(e->pd);
+	if (e->buf && e->buf != MAP_FAILED)
+		munmap(e->buf, DEMO_BUF);
+}
+
+/* RESET -> INIT -> RTR -> RTS, connected to @peer. */
+static int demo_connect(struct demo_end *e, const struct demo_end *peer)
+{
+	struct ibv_qp_attr a = {
+		.qp_state = IBV_QPS_INIT,
+		.port_num = 1,
+		.qp_access_flags = IBV_ACCESS_REMOTE_WRITE,
+	};
+
+	if (ibv_modify_qp(e->qp, &a,
+			  IBV_QP_STATE | IBV_QP_PKEY_INDEX | IBV_QP_PORT |
+				  IBV_QP_ACCESS_FLAGS))
+		return -1;
+	memset(&a, 0, sizeof(a));
+	a.qp_state = IBV_QPS_RTR;
+	a.path_mtu = IBV_MTU_4096;
+	a.dest_qp_num = peer->qp->qp_num;
+	a.ah_attr.dlid = peer->lid;
+	a.ah_attr.port_num = 1;
+	a.max_dest_rd_atomic = 1;
+	a.min_rnr_timer = 12;
+	if (ibv_modify_qp(e->qp, &a,
+			  IBV_QP_STATE | IBV_QP_AV | IBV_QP_PATH_MTU |
+				  IBV_QP_DEST_QPN | IBV_QP_RQ_PSN |
+				  IBV_QP_MAX_DEST_RD_ATOMIC |
+				  IBV_QP_MIN_RNR_TIMER))
+		return -1;
+	memset(&a, 0, sizeof(a));
+	a.qp_state = IBV_QPS_RTS;
+	a.timeout = 14;
+	a.retry_cnt = 7;
+	a.rnr_retry = 7;
+	a.max_rd_atomic = 1;
+	return ibv_modify_qp(e->qp, &a,
+			     IBV_QP_STATE | IBV_QP_TIMEOUT | IBV_QP_RETRY_CNT |
+				     IBV_QP_RNR_RETRY | IBV_QP_SQ_PSN |
+				     IBV_QP_MAX_QP_RD_ATOMIC);
+}
+
+static int demo_rdma_write(struct ibv_context *ctx, const char *name,
+			   struct ibv_context *peer_ctx, const char *peer)
+{
+	struct demo_end a = {}, b = {};
+	struct ibv_sge sge;
+	struct ibv_send_wr wr = {}, *bad;
+	struct ibv_wc wc;
+	uint64_t t0, t1;
+	size_t i;
+	int n, ret = -1;
+
+	printf("\nData moving: one RDMA WRITE of %d KiB, %s -> %s\n",
+	       DEMO_BUF / 1024, name, peer);
+	if (demo_end_init(ctx, &a) || demo_end_init(peer_ctx, &b) ||
+	    demo_connect(&a, &b) || demo_connect(&b, &a)) {
+		perror("  setting up the QPs");
+		goto out;
+	}
+	printf("  RC QP 0x%x on %s (LID %u) connected to QP 0x%x on %s (LID %u)\n",
+	       a.qp->qp_num, name, a.lid, b.qp->qp_num, peer, b.lid);
+	printf("  target: %d KiB at %p on %s, rkey 0x%x, served by its MR cache\n",
+	       DEMO_BUF / 1024, (void *)b.buf, peer, b.mr->rkey);
+	for (i = 0; i < DEMO_BUF; i++)
+		a.buf[i] = (char)(i * 31 + 7);
+	sge.addr = (uintptr_t)a.buf;
+	sge.length = DEMO_BUF;
+	sge.lkey = a.mr->lkey;
+	wr.wr_id = 0x5eed;
+	wr.sg_list = &sge;
+	wr.num_sge = 1;
+	wr.opcode = IBV_WR_RDMA_WRITE;
+	wr.send_flags = IBV_SEND_SIGNALED;
+	wr.wr.rdma.remote_addr = (uintptr_t)b.buf;
+	wr.wr.rdma.rkey = b.mr->rkey;
+	t0 = now_ns();
+	if (ibv_post_send(a.qp, &wr, &bad)) {
+		perror("  ibv_post_send");
+		goto out;
+	}
+	do {
+		n = ibv_poll_cq(a.cq, 1, &wc);
+	} while (!n && now_ns() - t0 < 5000000000ull);
+	t1 = now_ns();
+	if (n != 1) {
+		fprintf(stderr, "  no completion within 5 s\n");
+		goto out;
+	}
+	printf("  completion: wr_id 0x%" PRIx64
+	       ", %s, opcode %s, after %.1f us\n",
+	       wc.wr_id, ibv_wc_status_str(wc.status),
+	       wc.opcode == IBV_WC_RDMA_WRITE ? "RDMA_WRITE" : "?",
+	       (t1 - t0) / 1e3);
+	if (wc.status != IBV_WC_SUCCESS)
+		goto out;
+	if (memcmp(a.buf, b.buf, DEMO_BUF)) {
+		fprintf(stderr, "  the data at the target differs\n");
+		goto out;
+	}
+	printf("  the target holds every byte written: data verified\n");
+	ret = print_cache_counters(peer_ctx, "on the target");
+out:
+	demo_end_fini(&a);
+	demo_end_fini(&b);
+	return ret;
+}
+
 static struct ibv_device *find_device(struct ibv_device **list,
 				      const char *name)
 {
@@ -203,16 +365,22 @@ int main(int argc, char **argv)
 	struct ibv_device *dev;
 	struct ibv_context *ctx;
 	union ibv_gid gid;
-	const char *name = "hfi1_0";
+	const char *name = "hfi1_0", *peer_name = "hfi1_1";
+	struct ibv_context *peer_ctx;
+	struct ibv_device *peer;
 	struct ibv_pd *pd;
 	int num, i, opt, ret = 1;
 
-	while ((opt = getopt(argc, argv, "d:h")) != -1) {
-		if (opt != 'd') {
-			fprintf(stderr, "usage: %s [-d device]\n", argv[0]);
+	while ((opt = getopt(argc, argv, "d:p:h")) != -1) {
+		if (opt == 'd') {
+			name = optarg;
+		} else if (opt == 'p') {
+			peer_name = optarg;
+		} else {
+			fprintf(stderr, "usage: %s [-d device] [-p peer]\n",
+				argv[0]);
 			return opt == 'h' ? 0 : 2;
 		}
-		name = optarg;
 	}
 
 	list = ibv_get_device_list(&num);
@@ -293,7 +461,22 @@ int main(int argc, char **argv)
 		goto out_close;
 	}
 	printf("\nfreed the PD: the soft HFI is at work\n");
-	ret = 0;
+
+	peer = find_device(list, peer_name);
+	if (!peer || !strcmp(peer_name, name)) {
+		printf("\nno peer device %s: bring up a second soft HFI to see data move\n",
+		       peer_name);
+		ret = 0;
+		goto out_close;
+	}
+	peer_ctx = ibv_open_device(peer);
+	if (!peer_ctx) {
+		fprintf(stderr, "ibv_open_device(%s): %s\n", peer_name,
+			strerror(errno));
+		goto out_close;
+	}
+	ret = demo_rdma_write(ctx, name, peer_ctx, peer_name) ? 1 : 0;
+	ibv_close_device(peer_ctx);
 
 out_close:
 	ibv_close_device(ctx);
