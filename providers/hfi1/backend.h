@@ -63,6 +63,12 @@ struct hfi1_backend_cq_ops {
 		   bool solicited_only);
 	/* EBUSY while a QP or SRQ uses it. */
 	int (*destroy)(struct hfi1_context *ctx, struct hfi1_backend_cq *cq);
+	/*
+	 * Optional: a poller found @cq empty. A backend that is its own
+	 * adapter does its work now if it can without waiting (the soft
+	 * HFI's engine), so that completions come without a wake-up.
+	 */
+	void (*progress)(struct hfi1_context *ctx, struct hfi1_backend_cq *cq);
 };
 
 /*

@@ -416,7 +416,14 @@ static int soft_cq_destroy(struct hfi1_context *ctx,
 	return softhfi_cq_destroy(bcq->handle);
 }
 
+static void soft_cq_progress(struct hfi1_context *ctx,
+			     struct hfi1_backend_cq *bcq)
+{
+	softhfi_cq_progress(bcq->handle);
+}
+
 static const struct hfi1_backend_cq_ops hfi1_soft_cq_ops = {
+	.progress = soft_cq_progress,
 	.create = soft_cq_create,
 	.resize = soft_cq_resize,
 	.arm = soft_cq_arm,

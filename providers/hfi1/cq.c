@@ -100,15 +100,11 @@ static void to_ibv_wc(struct ibv_wc *wc, const struct ib_uverbs_wc *u)
 	wc->dlid_path_bits = u->dlid_path_bits;
 }
 
-int hfi1_poll_cq(struct ibv_cq *ibcq, int num_entries, struct ibv_wc *wc)
+static int poll_ring(struct hfi1_cq *cq, int num_entries, struct ibv_wc *wc)
 {
-	struct hfi1_cq *cq = to_hfi1_cq(ibcq);
 	const struct ib_uverbs_wc *u;
 	int n;
 
-	n = hfi1_check_owned(to_hfi1_ctx(ibcq->context), __func__);
-	if (n)
-		return -n;
 	cq_lock(cq);
 	for (n = 0; n < num_entries; n++) {
 		u = ring_peek_locked(cq);
@@ -118,6 +114,35 @@ int hfi1_poll_cq(struct ibv_cq *ibcq, int num_entries, struct ibv_wc *wc)
 		ring_pop_locked(cq);
 	}
 	cq_unlock(cq);
+	return n;
+}
+
+/*
+ * Nothing in the ring: let the backend do its adapter's work now, outside
+ * the poll lock (it may take a while). True if it was asked.
+ */
+static bool cq_progress(struct hfi1_cq *cq)
+{
+	struct hfi1_context *ctx = to_hfi1_ctx(cq->vcq.cq.context);
+	const struct hfi1_backend_cq_ops *ops = ctx->dev->backend->cq;
+
+	if (!ops->progress)
+		return false;
+	ops->progress(ctx, &cq->be);
+	return true;
+}
+
+int hfi1_poll_cq(struct ibv_cq *ibcq, int num_entries, struct ibv_wc *wc)
+{
+	struct hfi1_cq *cq = to_hfi1_cq(ibcq);
+	int n;
+
+	n = hfi1_check_owned(to_hfi1_ctx(ibcq->context), __func__);
+	if (n)
+		return -n;
+	n = poll_ring(cq, num_entries, wc);
+	if (!n && cq_progress(cq))
+		n = poll_ring(cq, num_entries, wc);
 	return n;
 }
 
@@ -150,7 +175,14 @@ static int hfi1_start_poll(struct ibv_cq_ex *ibcq,
 	if (!u) {
 		/* The caller does not call end_poll after ENOENT here. */
 		cq_unlock(cq);
-		return ENOENT;
+		if (!cq_progress(cq))
+			return ENOENT;
+		cq_lock(cq);
+		u = ring_peek_locked(cq);
+		if (!u) {
+			cq_unlock(cq);
+			return ENOENT;
+		}
 	}
 	cur_set(cq, u);
 	return 0;

@@ -26,7 +26,7 @@
 #include <sys/socket.h>
 
 #include "sctxt.h"
-#include "sverbs.h"
+#include "engine.h"
 
 struct softhfi_cq {
 	struct sverbs *v;
@@ -191,6 +191,9 @@ int softhfi_cq_arm(struct softhfi_cq *cq, bool solicited_only)
 {
 	if (!sctxt_owned(cq->v->ctxt))
 		return EIO;
+	/* The caller is about to sleep: the engine takes the links back. */
+	if (cq->v->engine)
+		sengine_poll_stop(cq->v->engine);
 	pthread_mutex_lock(&cq->lock);
 	/* As rdmavt: an arm for any completion is not narrowed by a later
 	 * solicited-only one. */
@@ -310,4 +313,12 @@ void scq_get(struct softhfi_cq *cq)
 void scq_put(struct softhfi_cq *cq)
 {
 	atomic_fetch_sub(&cq->users, 1);
+}
+
+void softhfi_cq_progress(struct softhfi_cq *cq)
+{
+	struct sengine *e = cq->v->engine;
+
+	if (e)
+		sengine_progress(e, NULL);
 }

@@ -62,14 +62,22 @@ struct softhfi_qp *sengine_find_qp(struct sengine *e, uint32_t qpn)
 	return NULL;
 }
 
-static int link_watch(struct sengine *e, struct slink *l, bool out)
+/*
+ * Links are watched one event at a time (EPOLLONESHOT): the engine arms
+ * a link again only when it handles links itself, so that while the
+ * application polls (and handles them, sengine_progress()) no packet
+ * wakes the engine thread to compete with it for the CPUs. Re-arming
+ * reports what arrived meanwhile. e->lock.
+ */
+static void link_arm(struct sengine *e, struct slink *l)
 {
 	struct epoll_event ev = {
-		.events = EPOLLIN | (out ? EPOLLOUT : 0),
+		.events = EPOLLIN | EPOLLONESHOT | (l->want_out ? EPOLLOUT : 0),
 		.data.ptr = l,
 	};
 
-	return epoll_ctl(e->epfd, EPOLL_CTL_MOD, l->fd, &ev);
+	if (!epoll_ctl(e->epfd, EPOLL_CTL_MOD, l->fd, &ev))
+		l->armed = true;
 }
 
 bool slink_room(struct sengine *e, struct slink *l, uint64_t payload)
@@ -85,7 +93,7 @@ bool slink_room(struct sengine *e, struct slink *l, uint64_t payload)
 		return true;
 	if (!l->want_out) {
 		l->want_out = true;
-		link_watch(e, l, true);
+		link_arm(e, l);
 	}
 	return false;
 }
@@ -188,7 +196,7 @@ void slink_kill(struct sengine *e, struct slink *l)
 
 static struct slink *link_add(struct sengine *e, int fd, uint8_t kind)
 {
-	struct epoll_event ev = { .events = EPOLLIN };
+	struct epoll_event ev = { .events = EPOLLIN | EPOLLONESHOT };
 	struct slink *l = calloc(1, sizeof(*l));
 
 	if (!l) {
@@ -211,6 +219,7 @@ static struct slink *link_add(struct sengine *e, int fd, uint8_t kind)
 		free(l);
 		return NULL;
 	}
+	l->armed = true;
 	LIST_INSERT_HEAD(&e->links, l, entry);
 	return l;
 }
@@ -328,18 +337,30 @@ static void accept_link(struct sengine *e)
 	atomic_store(&qp->kicked, true);
 }
 
-/* Packets while the link has them, at most a few (fairness). */
+/*
+ * Packets while the link has a whole header waiting, at most a few
+ * (fairness). Never waits for a header: a verb's thread may have taken
+ * the packet that woke the engine (sengine_progress()). A closed link
+ * is dead.
+ */
 static void link_readable(struct sengine *e, struct slink *l)
 {
 	struct spkt h;
 	int avail, n;
+	char c;
 
 	for (n = 0; n < 16 && !l->dead; n++) {
+		if (ioctl(l->fd, FIONREAD, &avail))
+			avail = 0;
+		if (avail < (int)sizeof(h)) {
+			if (!avail &&
+			    !recv(l->fd, &c, 1, MSG_PEEK | MSG_DONTWAIT))
+				l->dead = true; /* EOF: the peer is gone */
+			break;
+		}
 		if (slink_read_exact(l, &h, sizeof(h)))
 			break;
 		sqp_recv_packet_locked(e, l, &h);
-		if (ioctl(l->fd, FIONREAD, &avail) || avail < (int)sizeof(h))
-			break;
 	}
 }
 
@@ -404,10 +425,93 @@ static bool work_pending(struct sengine *e)
 	return false;
 }
 
+/*
+ * Links with a whole packet header waiting, handled now: for a verb's
+ * thread, which must not wait on a link. e->lock.
+ */
+static void poll_links(struct sengine *e)
+{
+	struct slink *l;
+	int avail;
+
+	LIST_FOREACH(l, &e->links, entry)
+	if (!l->dead && !ioctl(l->fd, FIONREAD, &avail) &&
+	    avail >= (int)sizeof(struct spkt))
+		link_readable(e, l);
+}
+
+/*
+ * The application polls when its empty polls come close together (a
+ * blocking one makes one or two, then sleeps): the engine thread then
+ * leaves the links to it (see link_arm()).
+ */
+#define SENGINE_POLL_GAP_NS 20000
+#define SENGINE_POLL_STREAK 8
+#define SENGINE_POLL_HOLD_NS 200000
+
+static void note_poll(struct sengine *e)
+{
+	uint64_t now = sengine_now();
+	uint64_t last = atomic_exchange_explicit(&e->last_poll, now,
+						 memory_order_relaxed);
+
+	if (now - last > SENGINE_POLL_GAP_NS)
+		atomic_store_explicit(&e->poll_streak, 0, memory_order_relaxed);
+	else if (atomic_fetch_add_explicit(&e->poll_streak, 1,
+					   memory_order_relaxed) >=
+		 SENGINE_POLL_STREAK)
+		atomic_store_explicit(&e->polling_until,
+				      now + SENGINE_POLL_HOLD_NS,
+				      memory_order_relaxed);
+}
+
+static bool app_polling(struct sengine *e)
+{
+	return sengine_now() <
+	       atomic_load_explicit(&e->polling_until, memory_order_relaxed);
+}
+
+void sengine_poll_stop(struct sengine *e)
+{
+	uint64_t one = 1;
+
+	atomic_store_explicit(&e->poll_streak, 0, memory_order_relaxed);
+	if (!atomic_exchange(&e->polling_until, 0))
+		return;
+	/* The engine left the links to the poller: it takes them back. */
+	if (atomic_load(&e->sleeping))
+		(void)!write(e->kick_fd, &one, sizeof(one));
+}
+
+bool sengine_progress(struct sengine *e, struct softhfi_qp *qp)
+{
+	if (!qp)
+		note_poll(e);
+	if (pthread_mutex_trylock(&e->lock))
+		return false;
+	if (qp) {
+		sqp_progress_locked(e, qp);
+	} else {
+		poll_links(e);
+		progress_all(e);
+		reap_links(e);
+	}
+	/* A timer this set is the sleeping engine's to keep. */
+	if (atomic_load(&e->sleeping) && next_timeout(e) >= 0) {
+		uint64_t one = 1;
+
+		(void)!write(e->kick_fd, &one, sizeof(one));
+	}
+	pthread_mutex_unlock(&e->lock);
+	return true;
+}
+
 static void *engine_main(void *arg)
 {
 	struct sengine *e = arg;
 	struct epoll_event evs[32];
+	struct slink *l;
+	bool polled;
 	sigset_t all;
 	int i, n, timeout;
 
@@ -419,6 +523,16 @@ static void *engine_main(void *arg)
 		progress_all(e);
 		reap_links(e);
 		timeout = next_timeout(e);
+		polled = app_polling(e);
+		if (polled) {
+			/* Look again when the poller may have stopped. */
+			if (timeout < 0 || timeout > 1)
+				timeout = 1;
+		} else {
+			LIST_FOREACH(l, &e->links, entry)
+			if (!l->armed && !l->dead)
+				link_arm(e, l);
+		}
 		/* Posters kick only a sleeping engine: look once more. */
 		atomic_store(&e->sleeping, true);
 		if (work_pending(e))
@@ -429,6 +543,7 @@ static void *engine_main(void *arg)
 		atomic_store(&e->sleeping, false);
 
 		pthread_mutex_lock(&e->lock);
+		polled = app_polling(e);
 		for (i = 0; i < n; i++) {
 			void *p = evs[i].data.ptr;
 
@@ -439,14 +554,13 @@ static void *engine_main(void *arg)
 			} else if (p == &tag_listen) {
 				accept_link(e);
 			} else {
-				struct slink *l = p;
-
-				if (evs[i].events & EPOLLOUT) {
+				l = p;
+				l->armed = false;
+				if (evs[i].events & EPOLLOUT)
 					l->want_out = false;
-					link_watch(e, l, false);
-				}
-				if (evs[i].events &
-				    (EPOLLIN | EPOLLHUP | EPOLLERR))
+				if (!polled &&
+				    (evs[i].events &
+				     (EPOLLIN | EPOLLHUP | EPOLLERR)))
 					link_readable(e, l);
 			}
 		}

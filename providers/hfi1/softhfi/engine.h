@@ -73,6 +73,7 @@ struct slink {
 	uint8_t kind; /* enum swire_link_kind */
 	bool dead; /* EOF or error: its QP fails, it is freed */
 	bool want_out; /* waiting for room (EPOLLOUT) */
+	bool armed; /* watched by the engine's epoll (EPOLLONESHOT) */
 	uint32_t pkt_max; /* payload per packet: a quarter of the buffer */
 	uint32_t sndbuf;
 	struct softhfi_qp *qp; /* SWIRE_LINK_QP: its QP, once matched */
@@ -186,6 +187,10 @@ struct sengine {
 	int kick_fd; /* an eventfd */
 	_Atomic bool sleeping;
 	_Atomic bool stop;
+	/* The application's polling, which the engine then leaves alone. */
+	_Atomic uint64_t last_poll;
+	atomic_uint poll_streak;
+	_Atomic uint64_t polling_until;
 	struct swire wire;
 	pthread_mutex_t lock;
 	LIST_HEAD(, softhfi_qp) qps;
@@ -199,6 +204,15 @@ struct sengine {
 int sengine_start(struct sverbs *v);
 void sengine_stop(struct sverbs *v);
 void sengine_kick(struct sengine *e);
+/*
+ * The engine's work, done now by a verb's thread if the engine is not at
+ * it (a trylock): @qp's sends, or (NULL) every link with a packet waiting
+ * and every QP. What a polling application gets its completions by,
+ * without waiting for the engine thread to wake. True if it ran.
+ */
+bool sengine_progress(struct sengine *e, struct softhfi_qp *qp);
+/* The application is about to sleep on a completion channel. */
+void sengine_poll_stop(struct sengine *e);
 uint64_t sengine_now(void);
 struct softhfi_qp *sengine_find_qp(struct sengine *e, uint32_t qpn);
 /* Room on @l for a packet of @payload bytes; else want_out is set. */

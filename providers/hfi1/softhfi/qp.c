@@ -428,7 +428,8 @@ int softhfi_post_send(struct softhfi_qp *qp, const struct ib_uverbs_send_wr *wr,
 	atomic_store(&qp->kicked, true);
 out:
 	pthread_spin_unlock(&qp->sq_lock);
-	if (!ret)
+	/* On the wire now, if the engine is free; else the engine's job. */
+	if (!ret && !sengine_progress(e, qp))
 		sengine_kick(e);
 	return ret;
 }

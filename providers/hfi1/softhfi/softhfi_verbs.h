@@ -126,6 +126,12 @@ struct rvt_cq_wc *softhfi_cq_ring(struct softhfi_cq *cq, uint32_t *cqe);
 int softhfi_cq_resize(struct softhfi_cq *cq, uint32_t cqe);
 /* Arm for the next completion, or the next solicited one. 0 or an errno. */
 int softhfi_cq_arm(struct softhfi_cq *cq, bool solicited_only);
+/*
+ * A poller found @cq empty: do the engine's work now, in the caller's
+ * thread, if the engine thread is not at it (receives land and complete
+ * without waiting for it to wake). Never waits on the engine.
+ */
+void softhfi_cq_progress(struct softhfi_cq *cq);
 /* EBUSY while a QP or SRQ uses it; else 0 and @cq is gone. */
 int softhfi_cq_destroy(struct softhfi_cq *cq);
 
