@@ -86,14 +86,21 @@ static void complete_send(struct softhfi_qp *qp, uint32_t status)
 		.qp_num = qp->qpn,
 		.port_num = 1,
 	};
+	bool signaled =
+		status || qp->sq_sig_all || (w->wr.send_flags & SSEND_SIGNALED);
 
 	if (w->wr.opcode == IB_UVERBS_WR_RDMA_READ)
 		wc.byte_len = w->length;
 	else if (is_read_or_atomic(w->wr.opcode))
 		wc.byte_len = 8;
-	if (status || qp->sq_sig_all || (w->wr.send_flags & SSEND_SIGNALED))
+	/*
+	 * The slot is free (and w no longer ours) before its completion can
+	 * be polled: a poster that counts the completions it polled must
+	 * never find the queue full.
+	 */
+	__atomic_store_n(&qp->sq_done, qp->sq_done + 1, __ATOMIC_RELEASE);
+	if (signaled)
 		scq_push(qp->send_cq, &wc, false);
-	qp->sq_done++;
 	qp->rnr_tries = 0;
 	qp->conn_tries = 0;
 	qp->retry_tries = 0;
