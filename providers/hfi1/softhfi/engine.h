@@ -118,7 +118,8 @@ struct softhfi_srq {
 	unsigned int users; /* QPs attached: e->lock */
 };
 
-#define SQP_MAX_RESP 32 /* max_dest_rd_atomic plus ACKs in flight */
+/* READ and atomic responses, an ACK between each two and a NAK (rc.c) */
+#define SQP_MAX_RESP (2 * SOFTHFI_MAX_RD_ATOM + 2)
 
 struct softhfi_qp {
 	struct sverbs *v;

@@ -337,6 +337,26 @@ static struct sresp *resp_push(struct softhfi_qp *qp, uint8_t op, uint32_t ssn)
 	return r;
 }
 
+/*
+ * An ACK answers every message up to its ssn, as IB's do: one queued
+ * behind another not yet sent replaces it. While the link has no room
+ * (both ends sending), the queue fills with READ and atomic responses,
+ * which the requester bounds, never with ACKs, and no answer is lost.
+ */
+static void ack(struct softhfi_qp *qp, uint32_t ssn)
+{
+	struct sresp *r;
+
+	if (qp->resp_head != qp->resp_tail) {
+		r = &qp->resp[(qp->resp_head - 1) % SQP_MAX_RESP];
+		if (r->op == SP_ACK) {
+			r->ssn = ssn;
+			return;
+		}
+	}
+	resp_push(qp, SP_ACK, ssn);
+}
+
 static void nak(struct softhfi_qp *qp, uint32_t ssn, uint8_t syndrome)
 {
 	struct sresp *r = resp_push(qp, SP_NAK, ssn);
@@ -453,7 +473,7 @@ last:
 		complete_recv(qp, qp->rcv_wr_id, 0, SWC_RECV, qp->rcv_off, h);
 		qp->e_ssn++;
 		if (rc)
-			resp_push(qp, SP_ACK, h->ssn);
+			ack(qp, h->ssn);
 	} else if (!rc) {
 		qp->e_ssn = h->ssn + 1;
 	}
@@ -510,7 +530,7 @@ last:
 		}
 		qp->e_ssn++;
 		if (rc)
-			resp_push(qp, SP_ACK, h->ssn);
+			ack(qp, h->ssn);
 	} else if (!rc) {
 		qp->e_ssn = h->ssn + 1;
 	}
@@ -600,18 +620,26 @@ static void recv_answer(struct sengine *e, struct slink *l,
 {
 	struct swqe *w;
 
-	if (qp->sq_done == qp->sq_next || h->ssn != qp->sq_done ||
-	    qp->state == SQP_ERR) {
+	/* An ACK may answer several messages in flight, the rest just one. */
+	if (qp->sq_done == qp->sq_next || qp->state == SQP_ERR ||
+	    h->ssn - qp->sq_done >= qp->sq_next - qp->sq_done ||
+	    (h->op != SP_ACK && h->ssn != qp->sq_done)) {
 		slink_drop(e, l, h->len);
 		return;
 	}
 	w = sq_slot(qp, qp->sq_done);
 	switch (h->op) {
 	case SP_ACK:
-		if (is_read_or_atomic(w->wr.opcode))
-			break;
-		complete_send(qp, 0);
-		return;
+		/* READs and atomics before h->ssn were answered before it. */
+		while (!is_read_or_atomic(w->wr.opcode)) {
+			bool last = qp->sq_done == h->ssn;
+
+			complete_send(qp, 0);
+			if (last)
+				return;
+			w = sq_slot(qp, qp->sq_done);
+		}
+		break;
 	case SP_READ_RESP: {
 		uint64_t used = 0;
 		uint32_t st = 0;
