@@ -241,6 +241,7 @@ void sqp_progress_locked(struct sengine *e, struct softhfi_qp *qp);
 void sqp_recv_packet_locked(struct sengine *e, struct slink *l,
 			    const struct spkt *h);
 void sqp_link_lost_locked(struct sengine *e, struct softhfi_qp *qp);
+void sqp_answer_locked(struct sengine *e, struct softhfi_qp *qp);
 void sqp_flush_locked(struct sengine *e, struct softhfi_qp *qp);
 void sqp_to_error_locked(struct sengine *e, struct softhfi_qp *qp);
 uint32_t sqp_avail_locked(struct softhfi_qp *qp);

@@ -157,6 +157,7 @@ static void qp_unlink_locked(struct sengine *e, struct softhfi_qp *qp)
 	LIST_REMOVE(qp, entry);
 	if (qp->srq)
 		qp->srq->users--;
+	sqp_answer_locked(e, qp);
 	if (qp->link) {
 		qp->link->qp = NULL;
 		qp->link->dead = true;

@@ -872,6 +872,19 @@ static void send_responses(struct sengine *e, struct softhfi_qp *qp,
 }
 
 /*
+ * @qp goes away: the answers it owes go out first, while its link has
+ * room, as an adapter's ACK has left by the time its QP is destroyed.
+ * Else a peer that sees the link close with its last message unanswered
+ * fails it with RETRY_EXC_ERR, though it arrived (a pingpong's last one).
+ */
+void sqp_answer_locked(struct sengine *e, struct softhfi_qp *qp)
+{
+	if (qp->link && !qp->link->dead && qp->state >= SQP_RTR &&
+	    qp->state != SQP_ERR)
+		send_responses(e, qp, qp->link);
+}
+
+/*
  * The iovecs for bytes [off, off + n) of WQE @w's message, its keys
  * checked: 0 or a completion status.
  */
