@@ -343,7 +343,7 @@ static void accept_link(struct sengine *e)
  * the packet that woke the engine (sengine_progress()). A closed link
  * is dead.
  */
-static void link_readable(struct sengine *e, struct slink *l)
+void slink_readable(struct sengine *e, struct slink *l)
 {
 	struct spkt h;
 	int avail, n;
@@ -437,7 +437,7 @@ static void poll_links(struct sengine *e)
 	LIST_FOREACH(l, &e->links, entry)
 	if (!l->dead && !ioctl(l->fd, FIONREAD, &avail) &&
 	    avail >= (int)sizeof(struct spkt))
-		link_readable(e, l);
+		slink_readable(e, l);
 }
 
 /*
@@ -561,7 +561,7 @@ static void *engine_main(void *arg)
 				if (!polled &&
 				    (evs[i].events &
 				     (EPOLLIN | EPOLLHUP | EPOLLERR)))
-					link_readable(e, l);
+					slink_readable(e, l);
 			}
 		}
 		pthread_mutex_unlock(&e->lock);

@@ -223,6 +223,8 @@ int slink_write(struct slink *l, const struct spkt *h, const struct iovec *iov,
 int slink_read_exact(struct slink *l, void *buf, size_t len);
 void slink_drop(struct sengine *e, struct slink *l, size_t len);
 void slink_kill(struct sengine *e, struct slink *l);
+/* Handle the packets waiting on @l, a few at most; never waits. e->lock. */
+void slink_readable(struct sengine *e, struct slink *l);
 struct slink *sengine_qp_link(struct sengine *e, struct softhfi_qp *qp,
 			      int *err);
 struct slink *sengine_ud_link(struct sengine *e, uint16_t dlid, uint32_t dqpn,

@@ -879,8 +879,15 @@ static void send_responses(struct sengine *e, struct softhfi_qp *qp,
  */
 void sqp_answer_locked(struct sengine *e, struct softhfi_qp *qp)
 {
-	if (qp->link && !qp->link->dead && qp->state >= SQP_RTR &&
-	    qp->state != SQP_ERR)
+	if (!qp->link || qp->link->dead || qp->state < SQP_RTR ||
+	    qp->state == SQP_ERR)
+		return;
+	/*
+	 * What already arrived on the link had reached the adapter, which
+	 * would have answered it by now: take it, then answer.
+	 */
+	slink_readable(e, qp->link);
+	if (qp->link && !qp->link->dead && qp->state != SQP_ERR)
 		send_responses(e, qp, qp->link);
 }
 
