@@ -4,9 +4,6 @@ QPs and AHs on libhfi1 without traffic: creation with caps, the state
 machine's transitions, query, the provider's checks of what it is given,
 and the checks of the extended send API that the provider makes before
 anything is posted.
-
-Not in ctest yet: it needs the soft HFI's verbs server (softhfi qp.c, ah.c,
-cq.c) and the provider's CQs, which land separately.
 """
 import ctypes
 import errno
@@ -54,6 +51,21 @@ RTS_MASK = {
     e.IBV_QPT_UD: e.IBV_QP_STATE | e.IBV_QP_SQ_PSN,
 }
 QP_TYPES = (e.IBV_QPT_RC, e.IBV_QPT_UC, e.IBV_QPT_UD)
+
+
+def empty_recv_wr(wr_id):
+    """A receive WR without SGEs. pyverbs refuses to build one, but
+    ibv_post_recv() takes num_sge 0: build it with one and drop it."""
+    wr = RecvWR(wr_id=wr_id, num_sge=1, sg=[SGE(0, 0, 0)])
+    wr.num_sge = 0
+    return wr
+
+
+def empty_send_wr(wr_id, opcode=e.IBV_WR_SEND):
+    """A send WR without SGEs, as empty_recv_wr()."""
+    wr = SendWR(wr_id=wr_id, opcode=opcode, num_sge=1, sg=[SGE(0, 0, 0)])
+    wr.num_sge = 0
+    return wr
 
 
 class QPTestCase(Hfi1TestCase):
@@ -333,7 +345,7 @@ class PostCheckTest(QPTestCase):
 
     def test_post_recv_in_reset(self):
         qp = self.create_qp(e.IBV_QPT_RC)
-        self.assert_errno(errno.EINVAL, qp.post_recv, RecvWR(wr_id=1))
+        self.assert_errno(errno.EINVAL, qp.post_recv, empty_recv_wr(1))
         qp.close()
 
     def test_post_recv_too_many_sges(self):
@@ -357,8 +369,9 @@ class PostCheckTest(QPTestCase):
         qp.modify(a, INIT_MASK[e.IBV_QPT_RC])
         _, init = qp.query(e.IBV_QP_CAP)
         for i in range(init.cap.max_recv_wr):
-            qp.post_recv(RecvWR(wr_id=i))
-        self.assert_errno(errno.ENOMEM, qp.post_recv, RecvWR(wr_id=99))
+            qp.post_recv(empty_recv_wr(i))
+        self.assert_errno(errno.ENOMEM, qp.post_recv,
+                          empty_recv_wr(99))
         qp.close()
 
     def test_post_send_bad_opcode(self):
@@ -371,7 +384,7 @@ class PostCheckTest(QPTestCase):
                 qp = self.create_qp(qp_type)
                 self.to_rts(qp, qp_type)
                 self.assert_errno(errno.EINVAL, qp.post_send,
-                                  SendWR(wr_id=1, opcode=op))
+                                  empty_send_wr(1, op))
                 qp.close()
 
     def test_post_send_too_many_sges(self):
@@ -387,7 +400,7 @@ class PostCheckTest(QPTestCase):
     def test_post_send_ud_without_ah(self):
         qp = self.create_qp(e.IBV_QPT_UD)
         self.to_rts(qp, e.IBV_QPT_UD)
-        self.assert_errno(errno.EINVAL, qp.post_send, SendWR(wr_id=1))
+        self.assert_errno(errno.EINVAL, qp.post_send, empty_send_wr(1))
         qp.close()
 
 
