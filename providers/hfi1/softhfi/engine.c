@@ -364,6 +364,28 @@ void slink_readable(struct sengine *e, struct slink *l)
 	}
 }
 
+/*
+ * A link that failed (the peer closed it, a write found it closed) may
+ * still hold the peer's last packets, its answers among them: a NAK sent
+ * just before the peer's QP went to ERR. They are taken before the QP
+ * learns that the link is lost, in the order they were sent.
+ */
+static void take_last_packets(struct sengine *e, struct slink *l)
+{
+	struct spkt h;
+	int avail, n;
+
+	for (n = 0; n < 64 && l->qp; n++) {
+		if (ioctl(l->fd, FIONREAD, &avail) || avail < (int)sizeof(h))
+			break;
+		l->dead = false;
+		if (slink_read_exact(l, &h, sizeof(h)))
+			break;
+		sqp_recv_packet_locked(e, l, &h);
+	}
+	l->dead = true;
+}
+
 /* Links that died: their QPs fail, as on a lost peer. */
 static void reap_links(struct sengine *e)
 {
@@ -374,11 +396,15 @@ static void reap_links(struct sengine *e)
 		if (!l->dead)
 			continue;
 		if (l->qp) {
-			struct softhfi_qp *qp = l->qp;
+			struct softhfi_qp *qp;
 
-			qp->link = NULL;
-			l->qp = NULL;
-			sqp_link_lost_locked(e, qp);
+			take_last_packets(e, l);
+			qp = l->qp;
+			if (qp) {
+				qp->link = NULL;
+				l->qp = NULL;
+				sqp_link_lost_locked(e, qp);
+			}
 		}
 		link_free(e, l);
 	}
