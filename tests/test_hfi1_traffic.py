@@ -874,6 +874,35 @@ class ErrorTest(TrafficTestCase):
         ev.ack()
         self.assertEqual(ev.event_type, event_type)
 
+    def test_bad_rkey(self):
+        """A bad rkey in RDMA WRITE, RDMA READ or an atomic: the requester
+        completes it with REM_ACCESS_ERR and flushes what follows, the
+        responder's owner gets IBV_EVENT_QP_ACCESS_ERR, both QPs go to
+        ERR."""
+        for op in (e.IBV_WR_RDMA_WRITE, e.IBV_WR_RDMA_READ,
+                   e.IBV_WR_ATOMIC_FETCH_AND_ADD):
+            with self.subTest(opcode=op):
+                a, b = self.pair(e.IBV_QPT_RC)
+                b.write(b'\0' * 4096)
+                a.write(b'\x55' * 4096)
+                bad = b.mr.rkey + 256
+                kw = dict(atomic=(bad, b.addr, 1, 0)) if \
+                    op == e.IBV_WR_ATOMIC_FETCH_AND_ADD else \
+                    dict(rdma=(bad, b.addr))
+                length = 8 if 'atomic' in kw else 4096
+                a.qp.post_send(send_wr(1, op, [a.sge(0, length)], **kw))
+                a.qp.post_send(send_wr(2, e.IBV_WR_SEND, [a.sge(0, 8)]))
+                wcs = poll(a.cq, 2)
+                self.check_wc(wcs[0], 1, None, e.IBV_WC_REM_ACCESS_ERR,
+                              qp_num=a.qpn)
+                self.check_wc(wcs[1], 2, None, e.IBV_WC_WR_FLUSH_ERR,
+                              qp_num=a.qpn)
+                self.expect_event(self.ctx1, e.IBV_EVENT_QP_ACCESS_ERR)
+                self.assertEqual(b.read(4096), b'\0' * 4096)
+                self.assertEqual(a.state(), e.IBV_QPS_ERR)
+                self.assertEqual(b.state(), e.IBV_QPS_ERR)
+                assert_cq_empty(self, b.cq, 0)
+
     def test_bad_lkey(self):
         """A bad lkey: in a SEND's gather list, LOC_PROT_ERR on the
         requester; in an RDMA READ's scatter list, LOC_PROT_ERR; in a
