@@ -193,7 +193,9 @@ static int hfi1_next_poll(struct ibv_cq_ex *ibcq)
 	struct hfi1_cq *cq = to_hfi1_cq_ex(ibcq);
 	const struct ib_uverbs_wc *u;
 
-	ring_pop_locked(cq);
+	/* After ENOENT nothing is current: look again, pop nothing. */
+	if (cq->cur)
+		ring_pop_locked(cq);
 	cq->cur = NULL;
 	u = ring_peek_locked(cq);
 	if (!u)

@@ -283,8 +283,15 @@ static void test_poll_ex(void **state)
 		i++;
 	}
 	assert_int_equal(ret, ENOENT);
+	/* Asked again after ENOENT: still nothing, and nothing consumed. */
+	assert_int_equal(ibv_next_poll(cq), ENOENT);
+	assert_true(push(ibv_cq_ex_to_cq(cq), 3, false));
+	assert_int_equal(ibv_next_poll(cq), 0);
+	assert_int_equal(cq->wr_id, 3);
+	i++;
+	assert_int_equal(ibv_next_poll(cq), ENOENT);
 	ibv_end_poll(cq);
-	assert_int_equal(i, 3);
+	assert_int_equal(i, 4);
 	/* All were consumed, and the ring is reused after. */
 	assert_int_equal(ibv_start_poll(cq, &pattr), ENOENT);
 	assert_true(push(ibv_cq_ex_to_cq(cq), 7, false));
