@@ -124,8 +124,11 @@ class QueryDeviceTest(Hfi1TestCase):
         self.assertGreaterEqual(attr.max_cqe, 4096)
         self.assertGreaterEqual(attr.max_srq_wr, 4095)
         self.assertGreaterEqual(attr.max_qp_rd_atom, 1)
-        # Atomics are advertised only once they are real.
-        self.assertEqual(attr.atomic_caps, e.IBV_ATOMIC_NONE)
+        # Atomics are real, and atomic with respect to the device's only.
+        self.assertEqual(attr.atomic_caps, e.IBV_ATOMIC_HCA)
+        self.assertEqual(attr.max_qp_init_rd_atom, attr.max_qp_rd_atom)
+        self.assertEqual(attr.max_res_rd_atom,
+                         attr.max_qp * attr.max_qp_rd_atom)
         self.assertEqual(attr.max_pkeys, 16)
 
     def test_node_guid_matches_device_list(self):

@@ -417,10 +417,17 @@ int hfi1_soft_query_device(struct hfi1_context *ctx,
 	a->max_cqe = HFI1_MAX_CQE;
 	a->max_mr = HFI1_MAX_MR;
 	a->max_pd = HFI1_MAX_PD;
+	/*
+	 * The soft HFI's QPs take up to HFI1_MAX_QP_RD_ATOM READs and atomics
+	 * in flight each way (SOFTHFI_MAX_RD_ATOM), every QP at once.
+	 * Atomics are executed by the responder's engine, one at a time:
+	 * atomic with respect to every other atomic on the device, not to
+	 * the CPU's (hfi1 says IB_ATOMIC_GLOB; the soft HFI cannot).
+	 */
 	a->max_qp_rd_atom = HFI1_MAX_QP_RD_ATOM;
 	a->max_qp_init_rd_atom = HFI1_MAX_QP_RD_ATOM;
 	a->max_res_rd_atom = HFI1_MAX_QP * HFI1_MAX_QP_RD_ATOM;
-	a->atomic_cap = IBV_ATOMIC_NONE;
+	a->atomic_cap = IBV_ATOMIC_HCA;
 	a->max_ah = HFI1_MAX_AH;
 	a->max_srq = HFI1_MAX_SRQ;
 	a->max_srq_wr = HFI1_MAX_SRQ_WR;
