@@ -491,6 +491,17 @@ static void recv_write(struct sengine *e, struct slink *l,
 	if (h->flags & SPF_FIRST) {
 		qp->in_msg = true;
 		qp->drop_msg = false;
+		/* Before any key, as hfi1: even a zero-length WRITE. */
+		if (!(qp->access & IB_UVERBS_ACCESS_REMOTE_WRITE)) {
+			slink_drop(e, l, h->len);
+			if (rc) {
+				responder_fatal(e, qp, h->ssn, SNAK_INV_REQ,
+						SEV_QP_REQ_ERR);
+				return;
+			}
+			qp->drop_msg = true;
+			goto last;
+		}
 		/* WRITE with immediate needs a receive WQE: RNR up front. */
 		if ((h->flags & SPF_IMM) && rq_empty(qp)) {
 			slink_drop(e, l, h->len);
@@ -546,6 +557,10 @@ static void recv_read_req(struct sengine *e, struct softhfi_qp *qp,
 	void *mr = NULL;
 	int err = 0;
 
+	if (!(qp->access & IB_UVERBS_ACCESS_REMOTE_READ)) {
+		responder_fatal(e, qp, h->ssn, SNAK_INV_REQ, SEV_QP_REQ_ERR);
+		return;
+	}
 	if (h->total)
 		err = ops->mr_get(ops->arg, h->key, qp->pdn, h->va, h->total,
 				  IB_UVERBS_ACCESS_REMOTE_READ, true, &mr);
@@ -575,7 +590,7 @@ static void recv_atomic(struct sengine *e, struct softhfi_qp *qp,
 	void *mr;
 	int err;
 
-	if (h->va & 7) {
+	if (!(qp->access & IB_UVERBS_ACCESS_REMOTE_ATOMIC) || (h->va & 7)) {
 		responder_fatal(e, qp, h->ssn, SNAK_INV_REQ, SEV_QP_REQ_ERR);
 		return;
 	}
