@@ -25,6 +25,7 @@
 #include <unistd.h>
 #include <sys/socket.h>
 
+#include "engine.h"
 #include "sctxt.h"
 #include "engine.h"
 
@@ -139,6 +140,7 @@ struct rvt_cq_wc *softhfi_cq_ring(struct softhfi_cq *cq, uint32_t *cqe)
 
 int softhfi_cq_resize(struct softhfi_cq *cq, uint32_t cqe)
 {
+	struct sengine *e = cq->v->engine;
 	struct rvt_cq_wc *ring, *old;
 	uint32_t head, tail, n, i, slots;
 
@@ -153,6 +155,13 @@ int softhfi_cq_resize(struct softhfi_cq *cq, uint32_t cqe)
 	if (!ring)
 		return ENOMEM;
 
+	/*
+	 * The completions counted are those of the work posted before the
+	 * resize, as an adapter would have made them by now: the engine
+	 * moves what is posted first (UD and UC sends complete on the wire),
+	 * and stays out until the ring is swapped.
+	 */
+	sengine_lock_posted(e);
 	pthread_mutex_lock(&cq->lock);
 	old = cq->ring;
 	slots = cq->cqe + 1;
@@ -162,6 +171,7 @@ int softhfi_cq_resize(struct softhfi_cq *cq, uint32_t cqe)
 	if (head >= slots || tail >= slots) {
 		/* The poller's side is the application's memory. */
 		pthread_mutex_unlock(&cq->lock);
+		pthread_mutex_unlock(&e->lock);
 		sverbs_log(cq->v, SV_LOG_ERR,
 			   "CQ ring indices %u/%u out of range\n", head, tail);
 		free(ring);
@@ -170,6 +180,7 @@ int softhfi_cq_resize(struct softhfi_cq *cq, uint32_t cqe)
 	n = head >= tail ? head - tail : slots - tail + head;
 	if (n > cqe) {
 		pthread_mutex_unlock(&cq->lock);
+		pthread_mutex_unlock(&e->lock);
 		sverbs_log(cq->v, SV_LOG_ERR,
 			   "cannot resize a CQ holding %u completions to %u\n",
 			   n, cqe);
@@ -183,6 +194,7 @@ int softhfi_cq_resize(struct softhfi_cq *cq, uint32_t cqe)
 	cq->ring = ring;
 	cq->cqe = cqe;
 	pthread_mutex_unlock(&cq->lock);
+	pthread_mutex_unlock(&e->lock);
 	free(old);
 	return 0;
 }

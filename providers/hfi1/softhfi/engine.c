@@ -532,6 +532,18 @@ bool sengine_progress(struct sengine *e, struct softhfi_qp *qp)
 	return true;
 }
 
+void sengine_lock_posted(struct sengine *e)
+{
+	pthread_mutex_lock(&e->lock);
+	progress_all(e);
+	/* A timer this set is the sleeping engine's to keep. */
+	if (atomic_load(&e->sleeping) && next_timeout(e) >= 0) {
+		uint64_t one = 1;
+
+		(void)!write(e->kick_fd, &one, sizeof(one));
+	}
+}
+
 static void *engine_main(void *arg)
 {
 	struct sengine *e = arg;

@@ -214,6 +214,12 @@ void sengine_kick(struct sengine *e);
 bool sengine_progress(struct sengine *e, struct softhfi_qp *qp);
 /* The application is about to sleep on a completion channel. */
 void sengine_poll_stop(struct sengine *e);
+/*
+ * Take the engine's lock and move what the QPs posted, in the caller's
+ * thread, as the engine's next pass would: for a verb that must see what
+ * the adapter makes of work posted before it. The caller unlocks e->lock.
+ */
+void sengine_lock_posted(struct sengine *e);
 uint64_t sengine_now(void);
 struct softhfi_qp *sengine_find_qp(struct sengine *e, uint32_t qpn);
 /* Room on @l for a packet of @payload bytes; else want_out is set. */
