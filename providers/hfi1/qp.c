@@ -28,6 +28,12 @@
  */
 #define HFI1_QP_ATTR_SUPPORTED ((IBV_QP_DEST_QPN << 1) - 1)
 #define HFI1_QP_ATTR_KNOWN ((IBV_QP_RATE_LIMIT << 1) - 1)
+/*
+ * QUERY_QP answers every attribute, whatever the mask: the mask may have
+ * any bit below IBV_QP_RATE_LIMIT (those after DEST_QPN are reserved), as
+ * ibv_cmd_query_qp() lets through; pyverbs asks with all of them.
+ */
+#define HFI1_QP_QUERY_ATTR_SUPPORTED (IBV_QP_RATE_LIMIT - 1)
 
 /*
  * The backend's handle of a CQ.
@@ -456,9 +462,9 @@ int hfi1_query_qp(struct ibv_qp *ibqp, struct ibv_qp_attr *attr, int attr_mask,
 	if (ret)
 		return ret;
 	/* As ibv_cmd_query_qp(): the rest needs the _ex command. */
-	if (attr_mask & ~HFI1_QP_ATTR_SUPPORTED) {
+	if (attr_mask & ~HFI1_QP_QUERY_ATTR_SUPPORTED) {
 		hfi1_err(ctx, "QP %u: attr_mask 0x%x is not supported\n",
-			 qp->be.qpn, attr_mask & ~HFI1_QP_ATTR_SUPPORTED);
+			 qp->be.qpn, attr_mask & ~HFI1_QP_QUERY_ATTR_SUPPORTED);
 		return EOPNOTSUPP;
 	}
 
