@@ -252,9 +252,15 @@ static void apply_locked(struct sengine *e, struct softhfi_qp *qp,
 			qp->link->dead = true;
 			qp->link = NULL;
 		}
-		/* Whatever was queued is dropped without completions. */
-		qp->sq_done = qp->sq_next = atomic_load_explicit(
-			&qp->sq_head, memory_order_acquire);
+		/*
+		 * Whatever was queued is dropped without completions, and
+		 * the queue starts again at 0, as rdmavt's reset does: the
+		 * peer's responder, reset too, expects message 0 first.
+		 */
+		pthread_spin_lock(&qp->sq_lock);
+		atomic_store_explicit(&qp->sq_head, 0, memory_order_relaxed);
+		qp->sq_done = qp->sq_next = 0;
+		pthread_spin_unlock(&qp->sq_lock);
 		qp->sq_off = qp->rsp_off = 0;
 		qp->rd_out = 0;
 		qp->e_ssn = 0;
