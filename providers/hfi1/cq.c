@@ -146,6 +146,40 @@ int hfi1_poll_cq(struct ibv_cq *ibcq, int num_entries, struct ibv_wc *wc)
 	return n;
 }
 
+void hfi1_cq_clean(struct hfi1_cq *cq, uint32_t qpn)
+{
+	struct rvt_cq_wc *ring;
+	uint32_t head, tail, slots, n, i, src, removed = 0;
+
+	cq_lock(cq);
+	ring = cq->be.ring;
+	slots = cq->be.cqe + 1;
+	tail = ring_load(&ring->tail.val, memory_order_relaxed);
+	/* Pairs with the producer's release of head. */
+	head = ring_load(&ring->head.val, memory_order_acquire);
+	if (head >= slots || tail >= slots) {
+		/* The ring is the poller's to report: polls say so. */
+		cq_unlock(cq);
+		return;
+	}
+	n = head >= tail ? head - tail : slots - tail + head;
+	/* From the newest: what is kept moves toward head, in order. */
+	for (i = n; i-- > 0;) {
+		src = (tail + i) % slots;
+		if (ring->uqueue[src].qp_num == qpn)
+			removed++;
+		else if (removed)
+			ring->uqueue[(src + removed) % slots] =
+				ring->uqueue[src];
+	}
+	/* Pairs with the producer's acquire of tail. */
+	if (removed)
+		atomic_store_explicit((_Atomic uint32_t *)&ring->tail.val,
+				      (tail + removed) % slots,
+				      memory_order_release);
+	cq_unlock(cq);
+}
+
 /* --- the extended poll API: cq->cur is the entry at tail --- */
 
 static void cur_set(struct hfi1_cq *cq, const struct ib_uverbs_wc *u)

@@ -36,4 +36,13 @@ static inline struct hfi1_cq *to_hfi1_cq_ex(struct ibv_cq_ex *ibcq)
 	return container_of(ibcq, struct hfi1_cq, vcq.cq_ex);
 }
 
+/*
+ * Take @qpn's completions out of the ring, for a QP gone to RESET: the
+ * poller's side only. The entries between tail and the head seen are the
+ * poller's; those kept move toward head and tail passes the removed ones,
+ * so a producer, which writes only at head and reads tail, is not in the
+ * way. mlx4's and mlx5's providers clean their CQs so.
+ */
+void hfi1_cq_clean(struct hfi1_cq *cq, uint32_t qpn);
+
 #endif /* HFI1_CQ_H */

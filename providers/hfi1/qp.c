@@ -434,6 +434,16 @@ int hfi1_modify_qp(struct ibv_qp *ibqp, struct ibv_qp_attr *attr, int attr_mask)
 				attr_mask, strerror(ret));
 		return ret;
 	}
+	/*
+	 * A QP reset leaves no completions behind to be polled as the new
+	 * QP's (IB allows either; mlx4 and mlx5 clean): a QP taken from ERR
+	 * back to RTS would otherwise first poll the flushes of its past.
+	 */
+	if ((attr_mask & IBV_QP_STATE) && attr->qp_state == IBV_QPS_RESET) {
+		hfi1_cq_clean(to_hfi1_cq(ibqp->recv_cq), qp->be.qpn);
+		if (ibqp->send_cq != ibqp->recv_cq)
+			hfi1_cq_clean(to_hfi1_cq(ibqp->send_cq), qp->be.qpn);
+	}
 	/* As ibv_modify_qp() does after us; for callers of the op itself. */
 	if (attr_mask & IBV_QP_STATE)
 		ibqp->state = attr->qp_state;
