@@ -189,12 +189,25 @@ class QueryPortTest(Hfi1TestCase):
         """
         Every index below gid_tbl_len answers; the next one fails
         (libibverbs reads the soft HFI's GIDs from its device tree:
-        ibv_query_gid_ex says EINVAL, ibv_query_gid ENOENT).
+        ibv_query_gid_ex says EINVAL, ibv_query_gid ENOENT). hfi1's table
+        has 5 entries: GID 0, and four empty ones for alias GUIDs, which
+        read as the zero GID and are ENODATA to ibv_query_gid_ex, as the
+        kernel's empty entries; the GID table lists GID 0 only.
         """
         tbl_len = self.ctx.query_port(1).gid_tbl_len
+        self.assertEqual(tbl_len, 5)
+        self.ctx.query_gid_ex(1, 0)
         for i in range(tbl_len):
-            self.ctx.query_gid(1, i)
-            self.ctx.query_gid_ex(1, i)
+            gid = self.ctx.query_gid(1, i)
+            if i:
+                self.assertEqual(str(gid), '0000:0000:0000:0000:'
+                                 '0000:0000:0000:0000')
+                with self.assertRaises(PyverbsRDMAError) as cm:
+                    self.ctx.query_gid_ex(1, i)
+                self.assertEqual(cm.exception.error_code, errno.ENODATA)
+        entries = self.ctx.query_gid_table(tbl_len)
+        self.assertEqual([(g.port_num, g.gid_index) for g in entries],
+                         [(1, 0)])
         with self.assertRaises(PyverbsRDMAError):
             self.ctx.query_gid(1, tbl_len)
         with self.assertRaises(PyverbsRDMAError) as cm:

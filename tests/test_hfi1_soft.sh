@@ -289,6 +289,10 @@ layout_ok()
 	value_is "$IB/ports/1/state" "4: ACTIVE" || ok=1
 	value_is "$IB/ports/1/phys_state" "5: LinkUp" || ok=1
 	value_is "$IB/ports/1/gids/0" "fe80:0000:0000:0000:$GUID0" || ok=1
+	for ((i = 1; i < 5; i++)); do
+		value_is "$IB/ports/1/gids/$i" \
+			0000:0000:0000:0000:0000:0000:0000:0000 || ok=1
+	done
 	for ((i = 0; i < 16; i++)); do
 		want=0x0000
 		[ $i -ne 0 ] || want=0xffff

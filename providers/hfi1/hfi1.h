@@ -54,7 +54,13 @@ struct hfi1_mr_state;
 
 #define HFI1_SOFT_MODALIAS_PREFIX "softhfi:"
 #define HFI1_NUM_PORTS 1
-#define HFI1_GID_TBL_LEN 1
+/*
+ * hfi1's GID table (HFI1_GUIDS_PER_PORT): GID 0 is the port GUID's, 1-4
+ * are for alias GUIDs a subnet manager may assign. None does on the soft
+ * HFI: they are empty, as the kernel shows an empty entry (a zero GID in
+ * sysfs, ENODATA from ibv_query_gid_ex(), EINVAL for an AH or a QP's AV).
+ */
+#define HFI1_GID_TBL_LEN 5
 #define HFI1_PKEY_TBL_LEN 16
 /* rdmavt's uverbs ABI (RVT_UVERBS_ABI_VERSION), which hfi1 reports. */
 #define HFI1_UVERBS_ABI_VERSION 2

@@ -24,6 +24,7 @@ int softhfi_ah_create(struct hfi1_drv *drv, uint32_t pdn,
 		return EIO;
 	if (attr->port_num != 1 || (!attr->dlid && !attr->is_global) ||
 	    (attr->is_global && attr->grh.sgid_index)) {
+		/* GID 0 is the only entry that is not empty. */
 		sverbs_log(v, SV_LOG_ERR,
 			   "bad AH: port %u, DLID %u, global %u, sgid_index %u",
 			   attr->port_num, attr->dlid, attr->is_global,

@@ -15,7 +15,7 @@
 static const struct sqp_limits soft_limits = {
 	.port_cnt = 1,
 	.pkey_tbl_len = 16,
-	.gid_tbl_len = 1,
+	.gid_tbl_len = 1, /* the GIDs that are not empty: GID 0 */
 	.max_rd_atom = SOFTHFI_MAX_RD_ATOM,
 	.max_dest_rd_atom = SOFTHFI_MAX_RD_ATOM,
 	.active_mtu = 5, /* IBV_MTU_4096 */
