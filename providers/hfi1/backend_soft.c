@@ -228,13 +228,16 @@ static int hfi1_soft_query_port_op(struct ibv_context *ibctx, uint8_t port,
 }
 
 static const struct verbs_context_ops hfi1_soft_ctx_ops = {
+	.alloc_parent_domain = hfi1_alloc_parent_domain,
 	.alloc_pd = hfi1_alloc_pd,
+	.alloc_td = hfi1_alloc_td,
 	.create_ah = hfi1_create_ah,
 	.create_cq = hfi1_create_cq,
 	.create_cq_ex = hfi1_create_cq_ex,
 	.create_qp = hfi1_create_qp,
 	.create_qp_ex = hfi1_create_qp_ex,
 	.dealloc_pd = hfi1_dealloc_pd,
+	.dealloc_td = hfi1_dealloc_td,
 	.dereg_mr = hfi1_dereg_mr,
 	.destroy_ah = hfi1_destroy_ah,
 	.destroy_cq = hfi1_destroy_cq,

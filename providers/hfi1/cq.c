@@ -418,6 +418,7 @@ struct ibv_cq_ex *hfi1_create_cq_ex(struct ibv_context *ibctx,
 				    struct ibv_cq_init_attr_ex *attr)
 {
 	struct hfi1_context *ctx = to_hfi1_ctx(ibctx);
+	struct hfi1_pd *parent = NULL;
 	uint32_t flags = 0;
 	struct hfi1_cq *cq;
 	int ret;
@@ -448,8 +449,17 @@ struct ibv_cq_ex *hfi1_create_cq_ex(struct ibv_context *ibctx,
 		goto err;
 	}
 	if (attr->comp_mask & IBV_CQ_INIT_ATTR_MASK_PD) {
-		hfi1_err(ctx, "CQs in a parent domain are not supported\n");
-		goto err;
+		/* As mlx5's: a parent domain of this context, not a PD. */
+		if (!attr->parent_domain ||
+		    attr->parent_domain->context != ibctx ||
+		    !to_hfi1_pd(attr->parent_domain)->protection) {
+			hfi1_err(
+				ctx,
+				"parent_domain is no parent domain of the context\n");
+			ret = EINVAL;
+			goto err;
+		}
+		parent = to_hfi1_pd(attr->parent_domain);
 	}
 	if (flags & IBV_CREATE_CQ_ATTR_IGNORE_OVERRUN) {
 		/* An overrun is the CQ's error, as in rdmavt. */
@@ -461,6 +471,11 @@ struct ibv_cq_ex *hfi1_create_cq_ex(struct ibv_context *ibctx,
 		       flags & IBV_CREATE_CQ_ATTR_SINGLE_THREADED);
 	if (!cq)
 		return NULL;
+	/* Held while the CQ lives; its ring is the driver's, not theirs. */
+	if (parent) {
+		cq->parent = parent;
+		atomic_fetch_add(&parent->usecnt, 1);
+	}
 	/* libibverbs fills in the rest, as for ibv_create_cq(). */
 	set_ex_ops(&cq->vcq.cq_ex);
 	return &cq->vcq.cq_ex;
@@ -528,6 +543,8 @@ int hfi1_destroy_cq(struct ibv_cq *ibcq)
 	if (ret)
 		return ret;
 	pthread_spin_destroy(&cq->lock);
+	if (cq->parent)
+		atomic_fetch_sub(&cq->parent->usecnt, 1);
 	free(cq);
 	return 0;
 }

@@ -24,6 +24,8 @@ struct hfi1_cq {
 	struct hfi1_backend_cq be; /* ring, cqe, the backend's handle */
 	/* The extended poll API's current entry, under lock. */
 	const struct ib_uverbs_wc *cur;
+	/* The parent domain it was created in (IBV_CQ_INIT_ATTR_MASK_PD). */
+	struct hfi1_pd *parent;
 };
 
 static inline struct hfi1_cq *to_hfi1_cq(struct ibv_cq *ibcq)

@@ -125,10 +125,30 @@ struct hfi1_context {
 	uint32_t next_pdn;
 };
 
+/*
+ * A PD, or a parent domain (pd.c): a PD's stand-in that carries a thread
+ * domain and allocators. A parent domain has its protection domain's pdn
+ * and handle, so whatever names it is in that PD; it holds the PD (one
+ * usecnt) as long as it lives, and is held by what names it.
+ */
 struct hfi1_pd {
 	struct ibv_pd ibv_pd;
 	uint32_t pdn;
 	atomic_int usecnt; /* objects that name this PD */
+	/* A parent domain's, else NULL and unused. */
+	struct hfi1_pd *protection;
+	struct hfi1_td *td;
+	void *(*alloc)(struct ibv_pd *pd, void *pd_context, size_t size,
+		       size_t alignment, uint64_t resource_type);
+	void (*free)(struct ibv_pd *pd, void *pd_context, void *ptr,
+		     uint64_t resource_type);
+	void *pd_context;
+};
+
+/* A thread domain: a promise of one thread at a time, held by parents. */
+struct hfi1_td {
+	struct ibv_td ibv_td;
+	atomic_int usecnt; /* parent domains that hold it */
 };
 
 static inline struct hfi1_device *to_hfi1_dev(struct ibv_device *ibdev)

@@ -19,6 +19,12 @@ void hfi1_free_context(struct ibv_context *ibctx);
 /* pd.c: PDs the provider serves itself */
 struct ibv_pd *hfi1_alloc_pd(struct ibv_context *ibctx);
 int hfi1_dealloc_pd(struct ibv_pd *ibpd);
+struct ibv_td *hfi1_alloc_td(struct ibv_context *ibctx,
+			     struct ibv_td_init_attr *attr);
+int hfi1_dealloc_td(struct ibv_td *ibtd);
+struct ibv_pd *
+hfi1_alloc_parent_domain(struct ibv_context *ibctx,
+			 struct ibv_parent_domain_init_attr *attr);
 
 /* mr.c: MRs over the MR cache */
 struct ibv_mr *hfi1_reg_mr(struct ibv_pd *pd, void *addr, size_t length,
