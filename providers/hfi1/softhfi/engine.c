@@ -411,10 +411,11 @@ static void reap_links(struct sengine *e)
 }
 
 /* Milliseconds to the nearest QP timer, or -1. */
-static int next_timeout(struct sengine *e)
+/* The nearest QP timer, in ns; UINT64_MAX if none. */
+static uint64_t next_deadline(struct sengine *e)
 {
 	struct softhfi_qp *qp;
-	uint64_t now = sengine_now(), best = UINT64_MAX;
+	uint64_t best = UINT64_MAX;
 
 	LIST_FOREACH(qp, &e->qps, entry)
 	{
@@ -423,6 +424,14 @@ static int next_timeout(struct sengine *e)
 		if (qp->ack_deadline && qp->ack_deadline < best)
 			best = qp->ack_deadline;
 	}
+	return best;
+}
+
+/* Milliseconds to the nearest QP timer, or -1. */
+static int next_timeout(struct sengine *e)
+{
+	uint64_t now = sengine_now(), best = next_deadline(e);
+
 	if (best == UINT64_MAX)
 		return -1;
 	if (best <= now)
@@ -522,8 +531,13 @@ bool sengine_progress(struct sengine *e, struct softhfi_qp *qp)
 		progress_all(e);
 		reap_links(e);
 	}
-	/* A timer this set is the sleeping engine's to keep. */
-	if (atomic_load(&e->sleeping) && next_timeout(e) >= 0) {
+	/*
+	 * A timer this set is the sleeping engine's to keep: wake it only
+	 * if it is due before the engine wakes anyway (an RC send arms
+	 * one, and a poller must not wake the engine at every send).
+	 */
+	if (atomic_load(&e->sleeping) &&
+	    next_deadline(e) < atomic_load(&e->sleep_until)) {
 		uint64_t one = 1;
 
 		(void)!write(e->kick_fd, &one, sizeof(one));
@@ -536,8 +550,13 @@ void sengine_lock_posted(struct sengine *e)
 {
 	pthread_mutex_lock(&e->lock);
 	progress_all(e);
-	/* A timer this set is the sleeping engine's to keep. */
-	if (atomic_load(&e->sleeping) && next_timeout(e) >= 0) {
+	/*
+	 * A timer this set is the sleeping engine's to keep: wake it only
+	 * if it is due before the engine wakes anyway (an RC send arms
+	 * one, and a poller must not wake the engine at every send).
+	 */
+	if (atomic_load(&e->sleeping) &&
+	    next_deadline(e) < atomic_load(&e->sleep_until)) {
 		uint64_t one = 1;
 
 		(void)!write(e->kick_fd, &one, sizeof(one));
@@ -571,6 +590,10 @@ static void *engine_main(void *arg)
 			if (!l->armed && !l->dead)
 				link_arm(e, l);
 		}
+		atomic_store(&e->sleep_until,
+			     timeout < 0 ?
+				     UINT64_MAX :
+				     sengine_now() + timeout * 1000000ull);
 		/* Posters kick only a sleeping engine: look once more. */
 		atomic_store(&e->sleeping, true);
 		if (work_pending(e))

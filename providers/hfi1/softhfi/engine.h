@@ -187,6 +187,7 @@ struct sengine {
 	int epfd;
 	int kick_fd; /* an eventfd */
 	_Atomic bool sleeping;
+	_Atomic uint64_t sleep_until; /* ns: when a sleeping engine wakes */
 	_Atomic bool stop;
 	/* The application's polling, which the engine then leaves alone. */
 	_Atomic uint64_t last_poll;
