@@ -76,6 +76,8 @@ struct slink {
 	bool armed; /* watched by the engine's epoll (EPOLLONESHOT) */
 	uint32_t pkt_max; /* payload per packet: a quarter of the buffer */
 	uint32_t sndbuf;
+	/* At least what the socket holds unsent: slink_room(). */
+	uint64_t queued_bound;
 	struct softhfi_qp *qp; /* SWIRE_LINK_QP: its QP, once matched */
 	uint16_t rlid; /* the peer */
 	uint32_t rqpn;
