@@ -9,8 +9,9 @@
  * atomic response or NAK), and the requester completes the oldest WQE in
  * flight with each answer. An RNR NAK rewinds the requester to the NAKed
  * message after the RNR timer; the responder drops every message until
- * that one comes again. A lost peer (the link closes) completes what is
- * in flight with RETRY_EXC_ERR.
+ * that one comes again. A lost peer (the link closes) answers nothing
+ * more: after retry_cnt + 1 timeouts, the oldest WQE in flight completes
+ * with RETRY_EXC_ERR.
  *
  * Everything that lands goes through the TIDs of the MR it lands in
  * (place_mr()): the pinned pages, never the current mapping.
@@ -306,15 +307,26 @@ void sqp_to_error_locked(struct sengine *e, struct softhfi_qp *qp)
 		sverbs_event(e->v, SEV_QP_LAST_WQE_REACHED, qp->user_handle);
 }
 
+/*
+ * The link to the peer is gone (its process died, its QP was destroyed
+ * or went to ERR). As on a fabric, nothing answers any more: what is in
+ * flight is sent again once the link is back, and the peer not coming
+ * back fails the oldest WQE with RETRY_EXC_ERR after retry_cnt + 1
+ * timeouts, as IB's requester gives up (no_link()). A peer that had
+ * only stopped answering after its last message ends in the meantime,
+ * as on hardware.
+ */
 void sqp_link_lost_locked(struct sengine *e, struct softhfi_qp *qp)
 {
 	qp->in_msg = false;
 	qp->drop_msg = false;
-	if (qp->type == IB_UVERBS_QPT_RC && qp->sq_done != qp->sq_next &&
-	    qp->state >= SQP_RTS) {
-		complete_send(qp, SWC_RETRY_EXC_ERR);
-		sqp_to_error_locked(e, qp);
-	}
+	if (qp->type != IB_UVERBS_QPT_RC || qp->sq_done == qp->sq_next)
+		return;
+	qp->sq_next = qp->sq_done;
+	qp->sq_off = 0;
+	qp->rd_out = 0;
+	qp->rsp_off = 0;
+	qp->ack_deadline = 0;
 }
 
 /* --- the responder --- */
