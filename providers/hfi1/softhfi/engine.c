@@ -534,6 +534,9 @@ void sengine_poll_stop(struct sengine *e)
 
 bool sengine_progress(struct sengine *e, struct softhfi_qp *qp)
 {
+	struct slink *l;
+	bool dead = false;
+
 	if (!qp)
 		note_poll(e);
 	if (pthread_mutex_trylock(&e->lock))
@@ -543,15 +546,22 @@ bool sengine_progress(struct sengine *e, struct softhfi_qp *qp)
 	} else {
 		poll_links(e);
 		progress_all(e);
-		reap_links(e);
 	}
+	/*
+	 * Only the engine thread frees links (reap_links()): an event it
+	 * took from epoll_wait() may name one while it waits for the lock.
+	 * It learns of a link that died here by the kick below.
+	 */
+	LIST_FOREACH(l, &e->links, entry)
+	if (l->dead)
+		dead = true;
 	/*
 	 * A timer this set is the sleeping engine's to keep: wake it only
 	 * if it is due before the engine wakes anyway (an RC send arms
 	 * one, and a poller must not wake the engine at every send).
 	 */
 	if (atomic_load(&e->sleeping) &&
-	    next_deadline(e) < atomic_load(&e->sleep_until)) {
+	    (dead || next_deadline(e) < atomic_load(&e->sleep_until))) {
 		uint64_t one = 1;
 
 		(void)!write(e->kick_fd, &one, sizeof(one));
