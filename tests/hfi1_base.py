@@ -79,6 +79,32 @@ from pyverbs.pyverbs_error import PyverbsRDMAError  # noqa: E402
 import pyverbs.enums as e  # noqa: E402
 
 
+# The attr_mask of each move to INIT, RTR and RTS, per QP type: what the
+# IB spec requires, as pyverbs' to_init/to_rtr/to_rts send it.
+INIT_MASK = {
+    e.IBV_QPT_RC: e.IBV_QP_STATE | e.IBV_QP_PKEY_INDEX | e.IBV_QP_PORT |
+    e.IBV_QP_ACCESS_FLAGS,
+    e.IBV_QPT_UC: e.IBV_QP_STATE | e.IBV_QP_PKEY_INDEX | e.IBV_QP_PORT |
+    e.IBV_QP_ACCESS_FLAGS,
+    e.IBV_QPT_UD: e.IBV_QP_STATE | e.IBV_QP_PKEY_INDEX | e.IBV_QP_PORT |
+    e.IBV_QP_QKEY,
+}
+RTR_MASK = {
+    e.IBV_QPT_RC: e.IBV_QP_STATE | e.IBV_QP_AV | e.IBV_QP_PATH_MTU |
+    e.IBV_QP_DEST_QPN | e.IBV_QP_RQ_PSN | e.IBV_QP_MAX_DEST_RD_ATOMIC |
+    e.IBV_QP_MIN_RNR_TIMER,
+    e.IBV_QPT_UC: e.IBV_QP_STATE | e.IBV_QP_AV | e.IBV_QP_PATH_MTU |
+    e.IBV_QP_DEST_QPN | e.IBV_QP_RQ_PSN,
+    e.IBV_QPT_UD: e.IBV_QP_STATE,
+}
+RTS_MASK = {
+    e.IBV_QPT_RC: e.IBV_QP_STATE | e.IBV_QP_TIMEOUT | e.IBV_QP_RETRY_CNT |
+    e.IBV_QP_RNR_RETRY | e.IBV_QP_SQ_PSN | e.IBV_QP_MAX_QP_RD_ATOMIC,
+    e.IBV_QPT_UC: e.IBV_QP_STATE | e.IBV_QP_SQ_PSN,
+    e.IBV_QPT_UD: e.IBV_QP_STATE | e.IBV_QP_SQ_PSN,
+}
+
+
 def hfi1_devices():
     """Names of the hfi1 devices libibverbs lists."""
     return [d.name.decode() for d in get_device_list()

@@ -10,7 +10,7 @@ import errno
 import unittest
 
 import hfi1_base  # noqa: F401 (brings a soft HFI up)
-from hfi1_base import Hfi1TestCase
+from hfi1_base import Hfi1TestCase, INIT_MASK, RTR_MASK, RTS_MASK
 
 from pyverbs.addr import AH, AHAttr
 from pyverbs.cq import CQ
@@ -28,28 +28,6 @@ HFI1_MAX_INLINE = 256
 # hfi1_base brings up hfi1_0 at LID 1 and hfi1_1 at LID 2.
 PEER_LID = 2
 
-INIT_MASK = {
-    e.IBV_QPT_RC: e.IBV_QP_STATE | e.IBV_QP_PKEY_INDEX | e.IBV_QP_PORT |
-    e.IBV_QP_ACCESS_FLAGS,
-    e.IBV_QPT_UC: e.IBV_QP_STATE | e.IBV_QP_PKEY_INDEX | e.IBV_QP_PORT |
-    e.IBV_QP_ACCESS_FLAGS,
-    e.IBV_QPT_UD: e.IBV_QP_STATE | e.IBV_QP_PKEY_INDEX | e.IBV_QP_PORT |
-    e.IBV_QP_QKEY,
-}
-RTR_MASK = {
-    e.IBV_QPT_RC: e.IBV_QP_STATE | e.IBV_QP_AV | e.IBV_QP_PATH_MTU |
-    e.IBV_QP_DEST_QPN | e.IBV_QP_RQ_PSN | e.IBV_QP_MAX_DEST_RD_ATOMIC |
-    e.IBV_QP_MIN_RNR_TIMER,
-    e.IBV_QPT_UC: e.IBV_QP_STATE | e.IBV_QP_AV | e.IBV_QP_PATH_MTU |
-    e.IBV_QP_DEST_QPN | e.IBV_QP_RQ_PSN,
-    e.IBV_QPT_UD: e.IBV_QP_STATE,
-}
-RTS_MASK = {
-    e.IBV_QPT_RC: e.IBV_QP_STATE | e.IBV_QP_TIMEOUT | e.IBV_QP_RETRY_CNT |
-    e.IBV_QP_RNR_RETRY | e.IBV_QP_SQ_PSN | e.IBV_QP_MAX_QP_RD_ATOMIC,
-    e.IBV_QPT_UC: e.IBV_QP_STATE | e.IBV_QP_SQ_PSN,
-    e.IBV_QPT_UD: e.IBV_QP_STATE | e.IBV_QP_SQ_PSN,
-}
 QP_TYPES = (e.IBV_QPT_RC, e.IBV_QPT_UC, e.IBV_QPT_UD)
 
 

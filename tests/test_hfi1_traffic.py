@@ -24,7 +24,8 @@ import time
 import unittest
 
 import hfi1_base
-from hfi1_base import Hfi1TestCase, get_async_event, is_hfi1_dev
+from hfi1_base import (Hfi1TestCase, INIT_MASK, RTR_MASK, RTS_MASK,
+                       get_async_event, is_hfi1_dev)
 
 from pyverbs.addr import AH, AHAttr, GlobalRoute
 from pyverbs.cq import CQ, CQEX, CompChannel, CqInitAttrEx, PollCqAttr
@@ -46,28 +47,6 @@ MAX_INLINE = 64
 ACCESS = e.IBV_ACCESS_LOCAL_WRITE | e.IBV_ACCESS_REMOTE_WRITE | \
     e.IBV_ACCESS_REMOTE_READ | e.IBV_ACCESS_REMOTE_ATOMIC
 
-INIT_MASK = {
-    e.IBV_QPT_RC: e.IBV_QP_STATE | e.IBV_QP_PKEY_INDEX | e.IBV_QP_PORT |
-    e.IBV_QP_ACCESS_FLAGS,
-    e.IBV_QPT_UC: e.IBV_QP_STATE | e.IBV_QP_PKEY_INDEX | e.IBV_QP_PORT |
-    e.IBV_QP_ACCESS_FLAGS,
-    e.IBV_QPT_UD: e.IBV_QP_STATE | e.IBV_QP_PKEY_INDEX | e.IBV_QP_PORT |
-    e.IBV_QP_QKEY,
-}
-RTR_MASK = {
-    e.IBV_QPT_RC: e.IBV_QP_STATE | e.IBV_QP_AV | e.IBV_QP_PATH_MTU |
-    e.IBV_QP_DEST_QPN | e.IBV_QP_RQ_PSN | e.IBV_QP_MAX_DEST_RD_ATOMIC |
-    e.IBV_QP_MIN_RNR_TIMER,
-    e.IBV_QPT_UC: e.IBV_QP_STATE | e.IBV_QP_AV | e.IBV_QP_PATH_MTU |
-    e.IBV_QP_DEST_QPN | e.IBV_QP_RQ_PSN,
-    e.IBV_QPT_UD: e.IBV_QP_STATE,
-}
-RTS_MASK = {
-    e.IBV_QPT_RC: e.IBV_QP_STATE | e.IBV_QP_TIMEOUT | e.IBV_QP_RETRY_CNT |
-    e.IBV_QP_RNR_RETRY | e.IBV_QP_SQ_PSN | e.IBV_QP_MAX_QP_RD_ATOMIC,
-    e.IBV_QPT_UC: e.IBV_QP_STATE | e.IBV_QP_SQ_PSN,
-    e.IBV_QPT_UD: e.IBV_QP_STATE | e.IBV_QP_SQ_PSN,
-}
 SEND_OPS = {
     e.IBV_QPT_RC: e.IBV_QP_EX_WITH_SEND | e.IBV_QP_EX_WITH_SEND_WITH_IMM |
     e.IBV_QP_EX_WITH_RDMA_WRITE | e.IBV_QP_EX_WITH_RDMA_WRITE_WITH_IMM |
