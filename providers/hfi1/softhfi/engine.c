@@ -62,22 +62,29 @@ struct softhfi_qp *sengine_find_qp(struct sengine *e, uint32_t qpn)
 	return NULL;
 }
 
+static bool app_polling(struct sengine *e);
+
 /*
- * Links are watched one event at a time (EPOLLONESHOT): the engine arms
- * a link again only when it handles links itself, so that while the
- * application polls (and handles them, sengine_progress()) no packet
- * wakes the engine thread to compete with it for the CPUs. Re-arming
- * reports what arrived meanwhile. e->lock.
+ * Links are watched one event at a time (EPOLLONESHOT). While the
+ * application polls (and takes the packets itself, sengine_progress(),
+ * told by the doorbell), the engine watches them for a hang-up only, so
+ * that no packet wakes the engine thread to compete with the poller for
+ * the CPUs. Re-arming reports what arrived meanwhile. e->lock.
  */
-static void link_arm(struct sengine *e, struct slink *l)
+static void link_arm(struct sengine *e, struct slink *l, bool data)
 {
 	struct epoll_event ev = {
-		.events = EPOLLIN | EPOLLONESHOT | (l->want_out ? EPOLLOUT : 0),
+		.events = EPOLLRDHUP | EPOLLONESHOT | (data ? EPOLLIN : 0) |
+			  (l->want_out ? EPOLLOUT : 0),
 		.data.ptr = l,
 	};
 
-	if (!epoll_ctl(e->epfd, EPOLL_CTL_MOD, l->fd, &ev))
+	if (l->armed && l->arm_events == ev.events)
+		return;
+	if (!epoll_ctl(e->epfd, EPOLL_CTL_MOD, l->fd, &ev)) {
 		l->armed = true;
+		l->arm_events = ev.events;
+	}
 }
 
 bool slink_room(struct sengine *e, struct slink *l, uint64_t payload)
@@ -100,9 +107,29 @@ bool slink_room(struct sengine *e, struct slink *l, uint64_t payload)
 		return true;
 	if (!l->want_out) {
 		l->want_out = true;
-		link_arm(e, l);
+		link_arm(e, l, !app_polling(e));
 	}
 	return false;
+}
+
+/* A whole packet is on the link: the peer's poller may take it. */
+static void link_ring(struct slink *l)
+{
+	atomic_fetch_add_explicit(&l->bell->side[l->side].sent, 1,
+				  memory_order_release);
+}
+
+/*
+ * Packets the peer has written whole that we have not taken. The engine
+ * thread may take one that its writer is still counting, so the
+ * difference can be negative for a moment.
+ */
+static bool link_pending(const struct slink *l)
+{
+	uint64_t sent = atomic_load_explicit(&l->bell->side[!l->side].sent,
+					     memory_order_acquire);
+
+	return (int64_t)(sent - l->rcvd) > 0;
 }
 
 /*
@@ -163,6 +190,8 @@ int slink_write(struct slink *l, const struct spkt *h, const struct iovec *iov,
 	 */
 	l->queued_bound +=
 		((want + 4095) & ~(size_t)4095) + 2048 * (1 + want / 32768);
+	if (!err)
+		link_ring(l);
 	if (err) {
 		static const char zeros[4096];
 
@@ -177,6 +206,7 @@ int slink_write(struct slink *l, const struct spkt *h, const struct iovec *iov,
 			}
 			done += n;
 		}
+		link_ring(l);
 	}
 	return err;
 }
@@ -189,6 +219,15 @@ int slink_read_exact(struct slink *l, void *buf, size_t len)
 		return 0;
 	l->dead = true;
 	return n < 0 ? errno : EPIPE;
+}
+
+int slink_read_header(struct slink *l, struct spkt *h)
+{
+	int ret = slink_read_exact(l, h, sizeof(*h));
+
+	if (!ret)
+		l->rcvd++;
+	return ret;
 }
 
 /* Read and discard @len bytes of payload. */
@@ -208,16 +247,24 @@ void slink_kill(struct sengine *e, struct slink *l)
 	l->dead = true;
 }
 
-static struct slink *link_add(struct sengine *e, int fd, uint8_t kind)
+/* @side: 0 for the side that connected. Takes @fd and @bell. */
+static struct slink *link_add(struct sengine *e, int fd,
+			      struct swire_bell *bell, uint8_t side,
+			      uint8_t kind)
 {
-	struct epoll_event ev = { .events = EPOLLIN | EPOLLONESHOT };
+	struct epoll_event ev = {
+		.events = EPOLLIN | EPOLLRDHUP | EPOLLONESHOT,
+	};
 	struct slink *l = calloc(1, sizeof(*l));
 
 	if (!l) {
 		close(fd);
+		swire_bell_unmap(bell);
 		return NULL;
 	}
 	l->fd = fd;
+	l->bell = bell;
+	l->side = side;
 	l->kind = kind;
 	l->sndbuf = swire_link_sndbuf(fd);
 	/* Room for four packets: a writer never waits for a reader. */
@@ -230,10 +277,12 @@ static struct slink *link_add(struct sengine *e, int fd, uint8_t kind)
 	ev.data.ptr = l;
 	if (epoll_ctl(e->epfd, EPOLL_CTL_ADD, fd, &ev)) {
 		close(fd);
+		swire_bell_unmap(bell);
 		free(l);
 		return NULL;
 	}
 	l->armed = true;
+	l->arm_events = ev.events;
 	LIST_INSERT_HEAD(&e->links, l, entry);
 	return l;
 }
@@ -242,6 +291,7 @@ static void link_free(struct sengine *e, struct slink *l)
 {
 	epoll_ctl(e->epfd, EPOLL_CTL_DEL, l->fd, NULL);
 	close(l->fd);
+	swire_bell_unmap(l->bell);
 	LIST_REMOVE(l, entry);
 	free(l);
 }
@@ -262,6 +312,7 @@ struct slink *sengine_qp_link(struct sengine *e, struct softhfi_qp *qp,
 		.dqpn = qp->dest_qpn,
 	};
 	char name[SWIRE_NAME_MAX];
+	struct swire_bell *bell;
 	struct slink *l;
 	int fd;
 
@@ -274,10 +325,10 @@ struct slink *sengine_qp_link(struct sengine *e, struct softhfi_qp *qp,
 	*err = swire_lookup(&e->wire, qp->ah.dlid, qp->dest_qpn, name,
 			    sizeof(name));
 	if (!*err)
-		*err = swire_connect(&e->wire, name, &hello, &fd);
+		*err = swire_connect(&e->wire, name, &hello, &fd, &bell);
 	if (*err)
 		return NULL;
-	l = link_add(e, fd, SWIRE_LINK_QP);
+	l = link_add(e, fd, bell, 0, SWIRE_LINK_QP);
 	if (!l) {
 		*err = ENOMEM;
 		return NULL;
@@ -299,6 +350,7 @@ struct slink *sengine_ud_link(struct sengine *e, uint16_t dlid, uint32_t dqpn,
 		.slid = e->v->lid,
 	};
 	char name[SWIRE_NAME_MAX];
+	struct swire_bell *bell;
 	struct slink *l;
 	int fd;
 
@@ -308,10 +360,10 @@ struct slink *sengine_ud_link(struct sengine *e, uint16_t dlid, uint32_t dqpn,
 	LIST_FOREACH(l, &e->links, entry)
 	if (l->kind == SWIRE_LINK_UD && !l->dead && !strcmp(l->endpoint, name))
 		return l;
-	*err = swire_connect(&e->wire, name, &hello, &fd);
+	*err = swire_connect(&e->wire, name, &hello, &fd, &bell);
 	if (*err)
 		return NULL;
-	l = link_add(e, fd, SWIRE_LINK_UD);
+	l = link_add(e, fd, bell, 0, SWIRE_LINK_UD);
 	if (!l) {
 		*err = ENOMEM;
 		return NULL;
@@ -323,13 +375,14 @@ struct slink *sengine_ud_link(struct sengine *e, uint16_t dlid, uint32_t dqpn,
 static void accept_link(struct sengine *e)
 {
 	struct swire_hello hello;
+	struct swire_bell *bell;
 	struct softhfi_qp *qp;
 	struct slink *l;
 	int fd;
 
-	if (swire_accept(&e->wire, &hello, &fd))
+	if (swire_accept(&e->wire, &hello, &fd, &bell))
 		return;
-	l = link_add(e, fd, hello.kind);
+	l = link_add(e, fd, bell, 1, hello.kind);
 	if (!l)
 		return;
 	l->rlid = hello.slid;
@@ -372,7 +425,7 @@ void slink_readable(struct sengine *e, struct slink *l)
 				l->dead = true; /* EOF: the peer is gone */
 			break;
 		}
-		if (slink_read_exact(l, &h, sizeof(h)))
+		if (slink_read_header(l, &h))
 			break;
 		sqp_recv_packet_locked(e, l, &h);
 	}
@@ -393,7 +446,7 @@ static void take_last_packets(struct sengine *e, struct slink *l)
 		if (ioctl(l->fd, FIONREAD, &avail) || avail < (int)sizeof(h))
 			break;
 		l->dead = false;
-		if (slink_read_exact(l, &h, sizeof(h)))
+		if (slink_read_header(l, &h))
 			break;
 		sqp_recv_packet_locked(e, l, &h);
 	}
@@ -480,13 +533,16 @@ static bool work_pending(struct sengine *e)
  */
 static void poll_links(struct sengine *e)
 {
+	struct spkt h;
 	struct slink *l;
-	int avail;
+	int n;
 
 	LIST_FOREACH(l, &e->links, entry)
-	if (!l->dead && !ioctl(l->fd, FIONREAD, &avail) &&
-	    avail >= (int)sizeof(struct spkt))
-		slink_readable(e, l);
+	for (n = 0; n < 16 && !l->dead && link_pending(l); n++) {
+		if (slink_read_header(l, &h))
+			break;
+		sqp_recv_packet_locked(e, l, &h);
+	}
 }
 
 /*
@@ -605,15 +661,12 @@ static void *engine_main(void *arg)
 		reap_links(e);
 		timeout = next_timeout(e);
 		polled = app_polling(e);
-		if (polled) {
-			/* Look again when the poller may have stopped. */
-			if (timeout < 0 || timeout > 1)
-				timeout = 1;
-		} else {
-			LIST_FOREACH(l, &e->links, entry)
-			if (!l->armed && !l->dead)
-				link_arm(e, l);
-		}
+		/* Look again when the poller may have stopped. */
+		if (polled && (timeout < 0 || timeout > 1))
+			timeout = 1;
+		LIST_FOREACH(l, &e->links, entry)
+		if (!l->dead)
+			link_arm(e, l, !polled);
 		atomic_store(&e->sleep_until,
 			     timeout < 0 ?
 				     UINT64_MAX :
@@ -643,9 +696,11 @@ static void *engine_main(void *arg)
 				l->armed = false;
 				if (evs[i].events & EPOLLOUT)
 					l->want_out = false;
-				if (!polled &&
-				    (evs[i].events &
-				     (EPOLLIN | EPOLLHUP | EPOLLERR)))
+				/* A poller takes the packets, not a hang-up. */
+				if (evs[i].events &
+				    (polled ? EPOLLRDHUP | EPOLLHUP | EPOLLERR :
+					      EPOLLIN | EPOLLRDHUP | EPOLLHUP |
+						      EPOLLERR))
 					slink_readable(e, l);
 			}
 		}

@@ -74,10 +74,14 @@ struct slink {
 	bool dead; /* EOF or error: its QP fails, it is freed */
 	bool want_out; /* waiting for room (EPOLLOUT) */
 	bool armed; /* watched by the engine's epoll (EPOLLONESHOT) */
+	uint32_t arm_events; /* for what, while armed */
 	uint32_t pkt_max; /* payload per packet: a quarter of the buffer */
 	uint32_t sndbuf;
 	/* At least what the socket holds unsent: slink_room(). */
 	uint64_t queued_bound;
+	struct swire_bell *bell; /* shared with the peer */
+	uint8_t side; /* ours in bell->side[] */
+	uint64_t rcvd; /* packets taken: compared with the peer's count */
 	struct softhfi_qp *qp; /* SWIRE_LINK_QP: its QP, once matched */
 	uint16_t rlid; /* the peer */
 	uint32_t rqpn;
@@ -230,6 +234,8 @@ bool slink_room(struct sengine *e, struct slink *l, uint64_t payload);
 int slink_write(struct slink *l, const struct spkt *h, const struct iovec *iov,
 		int iovcnt, size_t len);
 int slink_read_exact(struct slink *l, void *buf, size_t len);
+/* The next packet's header: the payload follows on l->fd. */
+int slink_read_header(struct slink *l, struct spkt *h);
 void slink_drop(struct sengine *e, struct slink *l, size_t len);
 void slink_kill(struct sengine *e, struct slink *l);
 /* Handle the packets waiting on @l, a few at most; never waits. e->lock. */

@@ -138,6 +138,19 @@ struct swire_hello {
 	uint32_t dqpn;
 };
 
+/*
+ * A link's doorbell: a page that the side which connects makes and
+ * passes with its hello, sealed so that neither side can shrink it under
+ * the other. Each side counts the whole packets it has written, so that
+ * a polling peer learns that a packet waits without a system call.
+ */
+struct swire_bell {
+	struct {
+		_Atomic uint64_t sent; /* written by this side only */
+		char pad[56];
+	} side[2]; /* [0]: the side that connected */
+};
+
 /* A context's endpoint on the fabric. */
 struct swire {
 	uint16_t lid;
@@ -155,11 +168,14 @@ void swire_qpn_free(struct swire *w, uint32_t qpn);
 /* The endpoint that serves (@dlid, @dqpn): 0 or ENOENT. */
 int swire_lookup(struct swire *w, uint16_t dlid, uint32_t dqpn, char *name,
 		 size_t len);
-/* A new link to @endpoint, @hello sent: 0 or an errno. */
+/* A new link to @endpoint, @hello and its doorbell sent: 0 or an errno. */
 int swire_connect(struct swire *w, const char *endpoint,
-		  const struct swire_hello *hello, int *fdp);
-/* The next link on the listener and its hello: 0 or an errno. */
-int swire_accept(struct swire *w, struct swire_hello *hello, int *fdp);
+		  const struct swire_hello *hello, int *fdp,
+		  struct swire_bell **bellp);
+/* The next link on the listener, its hello and doorbell: 0 or an errno. */
+int swire_accept(struct swire *w, struct swire_hello *hello, int *fdp,
+		 struct swire_bell **bellp);
+void swire_bell_unmap(struct swire_bell *bell);
 /* The link's send buffer, as the kernel sized it. */
 int swire_link_sndbuf(int fd);
 

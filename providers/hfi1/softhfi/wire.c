@@ -18,6 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -237,17 +238,40 @@ int swire_lookup(struct swire *w, uint16_t dlid, uint32_t dqpn, char *name,
 	return read_entry(lid_dir, dqpn, name, len);
 }
 
-int swire_connect(struct swire *w, const char *endpoint,
-		  const struct swire_hello *hello, int *fdp)
+#define SWIRE_BELL_SIZE 4096
+#define SWIRE_BELL_SEALS (F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL)
+
+static struct swire_bell *bell_map(int fd)
+{
+	void *p = mmap(NULL, SWIRE_BELL_SIZE, PROT_READ | PROT_WRITE,
+		       MAP_SHARED, fd, 0);
+
+	return p == MAP_FAILED ? NULL : p;
+}
+
+void swire_bell_unmap(struct swire_bell *bell)
+{
+	if (bell)
+		munmap(bell, SWIRE_BELL_SIZE);
+}
+
+/* A new doorbell page, zeroed: its fd (sealed) and its mapping. */
+static int bell_new(int *fdp, struct swire_bell **bellp)
 {
 	int fd, ret;
 
-	fd = connect_endpoint(endpoint);
+	fd = memfd_create("hfi1-soft-bell", MFD_CLOEXEC | MFD_ALLOW_SEALING);
 	if (fd < 0)
 		return errno;
-	size_link(fd);
-	if (write(fd, hello, sizeof(*hello)) != sizeof(*hello)) {
-		ret = errno ? errno : EIO;
+	if (ftruncate(fd, SWIRE_BELL_SIZE) ||
+	    fcntl(fd, F_ADD_SEALS, SWIRE_BELL_SEALS)) {
+		ret = errno;
+		close(fd);
+		return ret;
+	}
+	*bellp = bell_map(fd);
+	if (!*bellp) {
+		ret = errno;
 		close(fd);
 		return ret;
 	}
@@ -255,9 +279,96 @@ int swire_connect(struct swire *w, const char *endpoint,
 	return 0;
 }
 
-int swire_accept(struct swire *w, struct swire_hello *hello, int *fdp)
+int swire_connect(struct swire *w, const char *endpoint,
+		  const struct swire_hello *hello, int *fdp,
+		  struct swire_bell **bellp)
 {
+	union {
+		struct cmsghdr align;
+		char buf[CMSG_SPACE(sizeof(int))];
+	} ctl = {};
+	struct iovec iov = { (void *)hello, sizeof(*hello) };
+	struct msghdr msg = {
+		.msg_iov = &iov,
+		.msg_iovlen = 1,
+		.msg_control = ctl.buf,
+		.msg_controllen = sizeof(ctl.buf),
+	};
+	struct swire_bell *bell = NULL;
+	int fd, bell_fd = -1, ret;
+	struct cmsghdr *cm;
+
+	ret = bell_new(&bell_fd, &bell);
+	if (ret)
+		return ret;
+	fd = connect_endpoint(endpoint);
+	if (fd < 0) {
+		ret = errno;
+		goto err;
+	}
+	size_link(fd);
+	cm = CMSG_FIRSTHDR(&msg);
+	cm->cmsg_level = SOL_SOCKET;
+	cm->cmsg_type = SCM_RIGHTS;
+	cm->cmsg_len = CMSG_LEN(sizeof(int));
+	memcpy(CMSG_DATA(cm), &bell_fd, sizeof(int));
+	if (sendmsg(fd, &msg, MSG_NOSIGNAL) != sizeof(*hello)) {
+		ret = errno ? errno : EIO;
+		close(fd);
+		goto err;
+	}
+	close(bell_fd);
+	*fdp = fd;
+	*bellp = bell;
+	return 0;
+err:
+	close(bell_fd);
+	swire_bell_unmap(bell);
+	return ret;
+}
+
+/*
+ * The doorbell a peer passed: a memfd of a page at least, sealed so that
+ * it can never shrink under our mapping (a SIGBUS in the engine).
+ */
+static struct swire_bell *bell_accept(struct msghdr *msg)
+{
+	struct cmsghdr *cm = CMSG_FIRSTHDR(msg);
+	struct swire_bell *bell;
+	struct stat st;
+	int fd, seals;
+
+	if (!cm || cm->cmsg_level != SOL_SOCKET ||
+	    cm->cmsg_type != SCM_RIGHTS ||
+	    cm->cmsg_len != CMSG_LEN(sizeof(int)))
+		return NULL;
+	memcpy(&fd, CMSG_DATA(cm), sizeof(int));
+	seals = fcntl(fd, F_GET_SEALS);
+	bell = NULL;
+	if (seals >= 0 && (seals & F_SEAL_SHRINK) && !fstat(fd, &st) &&
+	    S_ISREG(st.st_mode) && st.st_size >= SWIRE_BELL_SIZE)
+		bell = bell_map(fd);
+	close(fd);
+	return bell;
+}
+
+int swire_accept(struct swire *w, struct swire_hello *hello, int *fdp,
+		 struct swire_bell **bellp)
+{
+	union {
+		struct cmsghdr align;
+		char buf[CMSG_SPACE(sizeof(int))];
+	} ctl;
+	struct iovec iov = { hello, sizeof(*hello) };
+	struct msghdr msg = {
+		.msg_iov = &iov,
+		.msg_iovlen = 1,
+		.msg_control = ctl.buf,
+		.msg_controllen = sizeof(ctl.buf),
+	};
 	struct timeval tv = { .tv_sec = 1 };
+	struct swire_bell *bell;
+	ssize_t n;
 	int fd;
 
 	fd = accept4(w->listen_fd, NULL, NULL, SOCK_CLOEXEC);
@@ -265,8 +376,11 @@ int swire_accept(struct swire *w, struct swire_hello *hello, int *fdp)
 		return errno;
 	/* The hello follows the connect at once; never wait long on it. */
 	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-	if (recv(fd, hello, sizeof(*hello), MSG_WAITALL) != sizeof(*hello) ||
-	    hello->magic != SWIRE_MAGIC) {
+	n = recvmsg(fd, &msg, MSG_WAITALL | MSG_CMSG_CLOEXEC);
+	bell = n > 0 ? bell_accept(&msg) : NULL;
+	if (n != sizeof(*hello) || hello->magic != SWIRE_MAGIC || !bell ||
+	    (msg.msg_flags & MSG_CTRUNC)) {
+		swire_bell_unmap(bell);
 		close(fd);
 		return EPROTO;
 	}
@@ -274,5 +388,6 @@ int swire_accept(struct swire *w, struct swire_hello *hello, int *fdp)
 	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
 	size_link(fd);
 	*fdp = fd;
+	*bellp = bell;
 	return 0;
 }
