@@ -20,6 +20,11 @@
  * pages written are those of the entry as checked, even if it is
  * invalidated or freed meanwhile. Returns 0 or a positive errno. Caller
  * holds ctx->place_lock.
+ *
+ * Only the unmappings whose munmap() has returned are applied first, which
+ * costs no system call: data racing one still in flight lands in the
+ * pages the entry pinned, as it would on the device before its MMU
+ * notifier ran, and never in what is mapped there now.
  */
 static int submit_place(struct softhfi_ctxt *ctx, uint32_t tidinfo,
 			size_t offset, int fd, size_t len)
@@ -30,7 +35,7 @@ static int submit_place(struct softhfi_ctxt *ctx, uint32_t tidinfo,
 	int rcventry, err = 0, ret;
 
 	pthread_mutex_lock(&ctx->lock);
-	softhfi_notifier_drain_locked(&ctx->watch);
+	softhfi_notifier_drain_returned_locked(&ctx->watch);
 	rcventry = tid_to_rcventry(ctx, tidinfo);
 	if (rcventry < 0) {
 		err = EINVAL;
