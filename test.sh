@@ -1,6 +1,7 @@
 #!/bin/bash
 # Runs every test of libhfi1: the C unit tests, the bring-up tests and the
-# pyverbs tests on a private soft HFI, then the C unit tests and the C verbs
+# pyverbs tests on a private soft HFI, then the Debian packages (built,
+# installed, used and purged), then the C unit tests and the C verbs
 # tests (label asan) again under AddressSanitizer and
 # UndefinedBehaviorSanitizer, those of label tsan under ThreadSanitizer,
 # then the soft HFI's
@@ -19,6 +20,12 @@ install_deps
 build build
 echo "== ctest (build)"
 ctest --test-dir build --output-on-failure --timeout 600
+
+# The Debian packages: built from the tracked files, checked by lintian,
+# installed into this machine, used from there (hfi1-soft, ibv_devinfo,
+# hfi1_demo, the -dev files) and purged, leaving nothing; about a minute.
+echo "== packages (tests/test_packages.sh)"
+bash tests/test_packages.sh "$PWD" || [ $? -eq 77 ]
 
 build build-asan -DHFI1_SANITIZE=address,undefined
 # Only programs built here: an uninstrumented program (python, ibv_devices)

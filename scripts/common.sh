@@ -1,7 +1,8 @@
 # Shared by setup.sh and test.sh. Debian 12 (bookworm) packages only.
 DEBIAN_PACKAGES=(
 	build-essential cmake pkg-config pandoc clang-format
-	libibverbs-dev ibverbs-utils rdma-core python3-pyverbs perftest
+	libibverbs-dev ibverbs-providers ibverbs-utils rdma-core python3-pyverbs
+	perftest
 	liburing-dev libfuse3-dev fuse3 libcmocka-dev
 	util-linux
 	clang libclang-rt-14-dev
