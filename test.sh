@@ -1,7 +1,7 @@
 #!/bin/bash
 # Runs every test of libhfi1: the C unit tests, the bring-up tests and the
 # pyverbs tests on a private soft HFI, then the Debian packages (built,
-# installed, used and purged), then the C unit tests and the C verbs
+# installed, used and purged) and the RPM spec (built), then the C unit tests and the C verbs
 # tests (label asan) again under AddressSanitizer and
 # UndefinedBehaviorSanitizer, those of label tsan under ThreadSanitizer,
 # then the soft HFI's
@@ -26,6 +26,8 @@ ctest --test-dir build --output-on-failure --timeout 600
 # hfi1_demo, the -dev files) and purged, leaving nothing; about a minute.
 echo "== packages (tests/test_packages.sh)"
 bash tests/test_packages.sh "$PWD" || [ $? -eq 77 ]
+echo "== RPM packages (tests/test_rpm.sh)"
+bash tests/test_rpm.sh "$PWD" || [ $? -eq 77 ]
 
 build build-asan -DHFI1_SANITIZE=address,undefined
 # Only programs built here: an uninstrumented program (python, ibv_devices)
