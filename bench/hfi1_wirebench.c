@@ -10,7 +10,10 @@
  *    against a raw ping-pong with blocking receivers and one with
  *    busy-polling receivers;
  *  - the same with blocking receivers (a completion channel), against
- *    the raw blocking ping-pong.
+ *    the raw blocking ping-pong;
+ *  - the placement floor: one io_uring_enter that moves 8 bytes from a
+ *    socket into a registered buffer (READ_FIXED), the least a message
+ *    received costs while data lands only in pinned pages.
  *
  * Each figure is the median of several rounds; the ratios are what the
  * targets are about (Documentation/soft-hfi-verbs.md, "Speed").
@@ -27,6 +30,7 @@
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <infiniband/verbs.h>
+#include <liburing.h>
 
 #include "bench_common.h"
 
@@ -301,6 +305,7 @@ enum phase {
 	PH_RAW_LAT_POLL,
 	PH_SEND_LAT_POLL,
 	PH_SEND_LAT_BLOCK,
+	PH_PLACE_FLOOR,
 	PH_NUM,
 	PH_EXIT = 99,
 };
@@ -308,6 +313,7 @@ enum phase {
 static const char *const phase_name[PH_NUM] = {
 	"raw_stream_bw_gbs", "rdma_write_bw_gbs", "raw_lat_block_us",
 	"raw_lat_poll_us",   "send_lat_poll_us",  "send_lat_block_us",
+	"place_floor_us",
 };
 
 /* The child: hfi1_1, the passive side and the echoing side. */
@@ -346,6 +352,8 @@ static void child(int ctl, int raw)
 		}
 		case PH_WRITE_BW:
 			break; /* passive: the engine places */
+		case PH_PLACE_FLOOR:
+			break; /* the parent's alone */
 		case PH_RAW_LAT_BLOCK:
 		case PH_RAW_LAT_POLL:
 			raw_pingpong(raw, false, ph == PH_RAW_LAT_POLL,
@@ -369,6 +377,54 @@ static void child(int ctl, int raw)
 		}
 		xwrite(ctl, &ph, sizeof(ph)); /* done */
 	}
+}
+
+/*
+ * One io_uring_enter per 8-byte READ_FIXED from a socket that holds the
+ * bytes already: what the soft HFI pays at least for each message it
+ * receives, in one process, with nothing to wait for.
+ */
+static double place_floor_us(int iters)
+{
+	static char buf[4096] __attribute__((aligned(4096)));
+	struct iovec iov = { buf, sizeof(buf) };
+	struct io_uring_cqe *cqe;
+	struct io_uring ring;
+	uint64_t t0, t1;
+	char *fill;
+	int sv[2], i;
+
+	if (socketpair(AF_UNIX, SOCK_STREAM, 0, sv))
+		die("socketpair");
+	size_socket(sv[0]);
+	size_socket(sv[1]);
+	fill = calloc(iters, 8);
+	if (!fill)
+		die("calloc");
+	xwrite(sv[1], fill, (size_t)iters * 8);
+	free(fill);
+	errno = -io_uring_queue_init(4, &ring, 0);
+	if (errno)
+		die("io_uring_queue_init");
+	errno = -io_uring_register_buffers(&ring, &iov, 1);
+	if (errno)
+		die("io_uring_register_buffers");
+	t0 = bench_now_ns();
+	for (i = 0; i < iters; i++) {
+		io_uring_prep_read_fixed(io_uring_get_sqe(&ring), sv[0], buf, 8,
+					 -1, 0);
+		if (io_uring_submit_and_wait(&ring, 1) != 1 ||
+		    io_uring_peek_cqe(&ring, &cqe) || cqe->res != 8) {
+			errno = EIO;
+			die("READ_FIXED");
+		}
+		io_uring_cqe_seen(&ring, cqe);
+	}
+	t1 = bench_now_ns();
+	io_uring_queue_exit(&ring);
+	close(sv[0]);
+	close(sv[1]);
+	return (t1 - t0) / 1e3 / iters;
 }
 
 static double run_phase(int ctl, int raw, struct end *e,
@@ -420,6 +476,12 @@ static double run_phase(int ctl, int raw, struct end *e,
 		t1 = bench_now_ns();
 		xread(ctl, &ack, sizeof(ack));
 		return (double)bw_iters * MSG_BW / (t1 - t0);
+	}
+	case PH_PLACE_FLOOR: {
+		double us = place_floor_us(lat_iters);
+
+		xread(ctl, &ack, sizeof(ack));
+		return us;
 	}
 	case PH_RAW_LAT_BLOCK:
 	case PH_RAW_LAT_POLL:
@@ -513,11 +575,13 @@ int main(int argc, char **argv)
 		printf(",\"write_bw_vs_raw\":%.3f,"
 		       "\"send_lat_poll_vs_raw_block\":%.3f,"
 		       "\"send_lat_poll_vs_raw_poll\":%.3f,"
-		       "\"send_lat_block_vs_raw_block\":%.3f}\n",
+		       "\"send_lat_block_vs_raw_block\":%.3f,"
+		       "\"place_floor_vs_raw_block\":%.3f}\n",
 		       med[PH_WRITE_BW] / med[PH_RAW_BW],
 		       med[PH_SEND_LAT_POLL] / med[PH_RAW_LAT_BLOCK],
 		       med[PH_SEND_LAT_POLL] / med[PH_RAW_LAT_POLL],
-		       med[PH_SEND_LAT_BLOCK] / med[PH_RAW_LAT_BLOCK]);
+		       med[PH_SEND_LAT_BLOCK] / med[PH_RAW_LAT_BLOCK],
+		       med[PH_PLACE_FLOOR] / med[PH_RAW_LAT_BLOCK]);
 		return 0;
 	}
 	printf("hfi1_wirebench: hfi1_0 <-> hfi1_1, two processes, median of %d rounds\n",
@@ -535,5 +599,8 @@ int main(int argc, char **argv)
 	printf("    RC SEND, blocking: %.2f us: %.2fx raw blocking (target <= 1.3x)\n",
 	       med[PH_SEND_LAT_BLOCK],
 	       med[PH_SEND_LAT_BLOCK] / med[PH_RAW_LAT_BLOCK]);
+	printf("  placement floor (one 8-byte READ_FIXED, one process): %.2f us: %.2fx raw blocking\n",
+	       med[PH_PLACE_FLOOR],
+	       med[PH_PLACE_FLOOR] / med[PH_RAW_LAT_BLOCK]);
 	return 0;
 }
