@@ -7,6 +7,7 @@ DEBIAN_PACKAGES=(
 	util-linux
 	clang libclang-rt-14-dev
 	debhelper dpkg-dev lintian rpm
+	ucx-utils libucx0 openmpi-bin libopenmpi-dev
 )
 
 as_root() {
