@@ -57,78 +57,8 @@ ITERS=${CLIENTS_ITERS:-200}
 OUT=$(mktemp -d "${TMPDIR:-/tmp}/hfi1-clients.XXXXXX")
 trap 'rm -rf -- "$OUT"' EXIT
 
-passed=()
-failed=()
-START=$SECONDS
-
-selected()
-{
-	local name=$1 p
-	if [ $# -gt 1 ]; then
-		shift
-		for p in "$@"; do
-			# shellcheck disable=SC2053
-			[[ $name == $p ]] && return 0
-		done
-		return 1
-	fi
-	for p in ${PENDING[@]+"${PENDING[@]}"}; do
-		# shellcheck disable=SC2053
-		[[ $name == $p ]] && return 1
-	done
-	return 0
-}
-
-# Whether something listens on TCP port $1 (IPv4 or IPv6), from /proc: a
-# probe connection would be taken for the client.
-listening()
-{
-	local hex
-	hex=$(printf ':%04X ' "$1")
-	grep -qs -- "$hex[0-9A-F:]* 0A " /proc/net/tcp /proc/net/tcp6
-}
-
-# pair NAME SERVER-COMMAND... -- CLIENT-COMMAND...
-# The client gets "localhost" as its last argument. Both get -p PORT.
-pair()
-{
-	local name=$1
-	shift
-	local server=() client=()
-	while [ "$1" != -- ]; do
-		server+=("$1")
-		shift
-	done
-	shift
-	client=("$@")
-
-	PORT=$((PORT + 1))
-	selected "$name" "${PATTERNS[@]}" || return 0
-
-	local log=$OUT/$name t0=$SECONDS spid i src=0 crc=0
-	timeout -k 5 "$TIMEOUT" "${server[@]}" -p "$PORT" >"$log.server" 2>&1 &
-	spid=$!
-	for ((i = 0; i < 100; i++)); do
-		listening "$PORT" && break
-		kill -0 "$spid" 2>/dev/null || break
-		sleep 0.05
-	done
-	timeout -k 5 "$TIMEOUT" "${client[@]}" -p "$PORT" localhost \
-		>"$log.client" 2>&1 || crc=$?
-	wait "$spid" || src=$?
-
-	if [ $src -eq 0 ] && [ $crc -eq 0 ]; then
-		echo "PASS: $name ($((SECONDS - t0)) s)"
-		passed+=("$name")
-		return 0
-	fi
-	echo "FAIL: $name (server exit $src, client exit $crc; 124 is the timeout)"
-	echo "  server: ${server[*]} -p $PORT"
-	sed 's/^/    /' "$log.server"
-	echo "  client: ${client[*]} -p $PORT localhost"
-	sed 's/^/    /' "$log.client"
-	failed+=("$name")
-}
+# shellcheck source=lib/pairs.sh
+. "$HERE/lib/pairs.sh"
 
 PATTERNS=("$@")
 
@@ -207,12 +137,4 @@ perf_on write_lat_RC_loopback hfi1_0 hfi1_0 ib_write_lat -c RC
 perf_on read_bw_loopback hfi1_0 hfi1_0 ib_read_bw
 perf_on atomic_lat_loopback hfi1_0 hfi1_0 ib_atomic_lat
 
-echo "== clients: ${#passed[@]} passed, ${#failed[@]} failed, $((SECONDS - START)) s"
-if [ ${#failed[@]} -gt 0 ]; then
-	echo "failed: ${failed[*]}"
-	exit 1
-fi
-if [ ${#passed[@]} -eq 0 ]; then
-	echo "FAIL: no case matched: ${PATTERNS[*]}"
-	exit 1
-fi
+pairs_summary clients
