@@ -47,6 +47,9 @@ listening()
 
 # pair NAME SERVER-COMMAND... -- CLIENT-COMMAND...
 # The client gets "localhost" as its last argument. Both get -p PORT.
+# When both exit 0 and PAIR_CHECK names a function, it is called with
+# the logs' prefix (LOG.server, LOG.client) and prints why the case
+# fails, or nothing.
 pair()
 {
 	local name=$1
@@ -62,7 +65,7 @@ pair()
 	PORT=$((PORT + 1))
 	selected "$name" "${PATTERNS[@]}" || return 0
 
-	local log=$OUT/$name t0=$SECONDS spid i src=0 crc=0
+	local log=$OUT/$name t0=$SECONDS spid i src=0 crc=0 why
 	timeout -k 5 "$TIMEOUT" "${server[@]}" -p "$PORT" >"$log.server" 2>&1 &
 	spid=$!
 	for ((i = 0; i < 100; i++)); do
@@ -75,11 +78,16 @@ pair()
 	wait "$spid" || src=$?
 
 	if [ $src -eq 0 ] && [ $crc -eq 0 ]; then
-		echo "PASS: $name ($((SECONDS - t0)) s)"
-		passed+=("$name")
-		return 0
+		why=$(${PAIR_CHECK:-true} "$log")
+		if [ -z "$why" ]; then
+			echo "PASS: $name ($((SECONDS - t0)) s)"
+			passed+=("$name")
+			return 0
+		fi
+		echo "FAIL: $name ($why)"
+	else
+		echo "FAIL: $name (server exit $src, client exit $crc; 124 is the timeout)"
 	fi
-	echo "FAIL: $name (server exit $src, client exit $crc; 124 is the timeout)"
 	echo "  server: ${server[*]} -p $PORT"
 	sed 's/^/    /' "$log.server"
 	echo "  client: ${client[*]} -p $PORT localhost"
