@@ -412,11 +412,23 @@ static void accept_link(struct sengine *e)
  */
 void slink_readable(struct sengine *e, struct slink *l)
 {
+	bool took = false;
 	struct spkt h;
 	int avail, n;
 	char c;
 
-	for (n = 0; n < 16 && !l->dead; n++) {
+	for (n = 0; n < 16 && !l->dead; n++, took = true) {
+		/*
+		 * The doorbell counts the packets written whole. Once those
+		 * are taken, what else the event was for (a hang-up, a packet
+		 * its writer has not counted yet) is worth two system calls
+		 * only if the doorbell counted nothing: the link is armed
+		 * again, and reports it.
+		 */
+		if (link_pending(l))
+			goto take;
+		if (took)
+			break;
 		if (ioctl(l->fd, FIONREAD, &avail))
 			avail = 0;
 		if (avail < (int)sizeof(h)) {
@@ -425,6 +437,7 @@ void slink_readable(struct sengine *e, struct slink *l)
 				l->dead = true; /* EOF: the peer is gone */
 			break;
 		}
+	take:
 		if (slink_read_header(l, &h))
 			break;
 		sqp_recv_packet_locked(e, l, &h);
