@@ -51,7 +51,8 @@ static _Atomic int vm_read_refused;
  * may forbid it (EPERM, ENOSYS): then the pipe serves from then on.
  * True if it answered: *err is 0 or EFAULT.
  */
-static bool copy_from_user_vm(void *dst, uint64_t src, size_t len, int *err)
+static bool copy_from_user_vm(struct softhfi_ctxt *ctx, void *dst, uint64_t src,
+			      size_t len, int *err)
 {
 	struct iovec local = { dst, len };
 	struct iovec remote = { (void *)(uintptr_t)src, len };
@@ -59,7 +60,9 @@ static bool copy_from_user_vm(void *dst, uint64_t src, size_t len, int *err)
 
 	if (len > UACCESS_VM_READ_MAX || atomic_load(&vm_read_refused))
 		return false;
-	n = process_vm_readv(getpid(), &local, 1, &remote, 1, 0);
+	/* Our own pid, without a getpid() system call where we may. */
+	n = process_vm_readv(sctxt_owned(ctx) ? ctx->owner : getpid(), &local,
+			     1, &remote, 1, 0);
 	if (n == (ssize_t)len) {
 		*err = 0;
 		return true;
@@ -84,7 +87,7 @@ int copy_from_user(struct softhfi_ctxt *ctx, void *dst, uint64_t src,
 {
 	int err = 0;
 
-	if (copy_from_user_vm(dst, src, len, &err))
+	if (copy_from_user_vm(ctx, dst, src, len, &err))
 		return err;
 	pthread_mutex_lock(&ctx->uaccess_lock);
 	while (len) {
