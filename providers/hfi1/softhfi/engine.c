@@ -490,7 +490,6 @@ static void reap_links(struct sengine *e)
 	}
 }
 
-/* Milliseconds to the nearest QP timer, or -1. */
 /* The nearest QP timer, in ns; UINT64_MAX if none. */
 static uint64_t next_deadline(struct sengine *e)
 {
@@ -507,16 +506,48 @@ static uint64_t next_deadline(struct sengine *e)
 	return best;
 }
 
-/* Milliseconds to the nearest QP timer, or -1. */
+/* The engine never sleeps longer than this while it has RC QPs in RTS. */
+#define SENGINE_TIMER_BOUND_MIN_NS 1000000ull
+
+/*
+ * How long the engine may sleep with no timer due: no longer than the
+ * shortest timeout a send may arm meanwhile, so that a send never has to
+ * wake it to arm one (sengine_progress() kicks only for a deadline before
+ * sleep_until). Else every RC send of an application that does not poll
+ * woke the engine. UINT64_MAX if no QP can arm one.
+ */
+static uint64_t timer_bound(struct sengine *e)
+{
+	struct softhfi_qp *qp;
+	uint64_t best = UINT64_MAX, t;
+
+	LIST_FOREACH(qp, &e->qps, entry)
+	{
+		t = sqp_timer_bound_ns(qp);
+		if (t < best)
+			best = t;
+	}
+	if (best != UINT64_MAX && best < SENGINE_TIMER_BOUND_MIN_NS)
+		best = SENGINE_TIMER_BOUND_MIN_NS;
+	return best;
+}
+
+/*
+ * Milliseconds to the nearest QP timer (rounded up) or the timer bound
+ * (rounded down: a send armed right after must not find the engine
+ * sleeping past its deadline), or -1.
+ */
 static int next_timeout(struct sengine *e)
 {
 	uint64_t now = sengine_now(), best = next_deadline(e);
+	uint64_t bound = timer_bound(e);
+	int ms = -1;
 
-	if (best == UINT64_MAX)
-		return -1;
-	if (best <= now)
-		return 0;
-	return (int)((best - now + 999999) / 1000000);
+	if (best != UINT64_MAX)
+		ms = best <= now ? 0 : (int)((best - now + 999999) / 1000000);
+	if (bound != UINT64_MAX && (ms < 0 || bound / 1000000 < (uint64_t)ms))
+		ms = (int)(bound / 1000000);
+	return ms;
 }
 
 static void progress_all(struct sengine *e)

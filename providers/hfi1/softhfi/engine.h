@@ -262,6 +262,11 @@ void sqp_answer_locked(struct sengine *e, struct softhfi_qp *qp);
 void sqp_flush_locked(struct sengine *e, struct softhfi_qp *qp);
 void sqp_to_error_locked(struct sengine *e, struct softhfi_qp *qp);
 uint32_t sqp_avail_locked(struct softhfi_qp *qp);
+/*
+ * The shortest answer timeout that a send posted on @qp now may arm, or
+ * UINT64_MAX. e->lock.
+ */
+uint64_t sqp_timer_bound_ns(const struct softhfi_qp *qp);
 
 static inline struct swqe *sq_slot(struct softhfi_qp *qp, uint32_t idx)
 {

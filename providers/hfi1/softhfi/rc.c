@@ -52,6 +52,13 @@ static uint64_t timeout_ns(uint8_t timeout)
 	return 4096ull << (timeout > 31 ? 31 : timeout);
 }
 
+uint64_t sqp_timer_bound_ns(const struct softhfi_qp *qp)
+{
+	if (qp->type != IB_UVERBS_QPT_RC || qp->state != SQP_RTS)
+		return UINT64_MAX;
+	return timeout_ns(qp->timeout);
+}
+
 static uint32_t wc_opcode(uint32_t wr_opcode)
 {
 	switch (wr_opcode) {
