@@ -73,6 +73,19 @@ def gid_bytes(gid):
     return bytes.fromhex(gid.gid.replace(':', ''))
 
 
+def sockets():
+    """The sockets this process has open: 'socket:[inode]' strings."""
+    found = set()
+    for fd in open_fds():
+        try:
+            target = os.readlink(f'/proc/self/fd/{fd}')
+        except OSError:
+            continue
+        if target.startswith('socket:'):
+            found.add(target)
+    return found
+
+
 def open_fds():
     """The fds open in this process (not the one listdir opens)."""
     return {int(fd) for fd in os.listdir('/proc/self/fd')
@@ -824,6 +837,44 @@ class TwoDeviceTrafficTest(TrafficTests, TrafficTestCase):
 class LoopbackTrafficTest(TrafficTests, TrafficTestCase):
     """Traffic between two QPs of one hfi1_0 context."""
     loopback = True
+
+    def test_qp_to_itself(self):
+        """
+        An RC QP connected to itself (UCX makes one for a process's own
+        endpoint): SENDs, RDMA WRITEs and READs within it, many times,
+        all complete over the one link it made: its far end once replaced
+        it, the link closed, and the QP made it again at every message.
+        """
+        a = Side(self.ctx, e.IBV_QPT_RC)
+        a.to_rts(a.lid, a.qpn)
+        links = None
+        for i in range(100):
+            if i == 1:
+                links = sockets()
+            elif i > 1:
+                self.assertEqual(sockets(), links, 'the link was made again')
+            data = os.urandom(64)
+            a.write(data)
+            a.post_recv(1000 + i, a.sge(4096, 64))
+            a.qp.post_send(send_wr(i, e.IBV_WR_SEND, [a.sge(0, 64)]))
+            wcs = sorted(poll(a.cq, 2), key=lambda wc: wc.wr_id)
+            self.check_wc(wcs[0], i, e.IBV_WC_SEND, qp_num=a.qpn)
+            self.check_wc(wcs[1], 1000 + i, e.IBV_WC_RECV, byte_len=64,
+                          qp_num=a.qpn)
+            self.assertEqual(a.read(64, 4096), data)
+            a.qp.post_send(send_wr(2000 + i, e.IBV_WR_RDMA_WRITE,
+                                   [a.sge(0, 64)],
+                                   rdma=(a.mr.rkey, a.addr + 8192)))
+            self.check_wc(poll(a.cq)[0], 2000 + i, e.IBV_WC_RDMA_WRITE)
+            self.assertEqual(a.read(64, 8192), data)
+            a.qp.post_send(send_wr(3000 + i, e.IBV_WR_RDMA_READ,
+                                   [a.sge(12288, 64)],
+                                   rdma=(a.mr.rkey, a.addr + 8192)))
+            self.check_wc(poll(a.cq)[0], 3000 + i, e.IBV_WC_RDMA_READ,
+                          byte_len=64)
+            self.assertEqual(a.read(64, 12288), data)
+        self.assertEqual(a.state(), e.IBV_QPS_RTS)
+        self.assertEqual(sockets(), links, 'the link was made again')
 
 
 def peer_child():

@@ -394,6 +394,16 @@ static void accept_link(struct sengine *e)
 		l->dead = true;
 		return;
 	}
+	/*
+	 * A QP connected to itself: this is the far end of the link it
+	 * made. What it sends arrives here, for it; it keeps sending on
+	 * the end it made.
+	 */
+	if (hello.slid == e->v->lid && hello.sqpn == qp->qpn && qp->link &&
+	    qp->link->rlid == e->v->lid && qp->link->rqpn == qp->qpn) {
+		l->qp = qp;
+		return;
+	}
 	/* A newer connection from the same peer replaces the old one. */
 	if (qp->link && qp->link != l) {
 		qp->link->qp = NULL;
