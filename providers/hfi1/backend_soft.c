@@ -16,11 +16,14 @@
 #include <rdma/ib_user_ioctl_verbs.h>
 
 #include "backend.h"
+#include "cq.h"
 #include "evloop.h"
 #include "mr.h"
+#include "qp.h"
 #include "softdev.h"
 #include "softhfi.h"
 #include "softhfi_verbs.h"
+#include "srq.h"
 #include "verbs.h"
 
 /* The event thread's view of port 1, for change detection. */
@@ -266,9 +269,33 @@ static const struct verbs_context_ops hfi1_soft_ctx_ops = {
 _Static_assert(HFI1_MAX_CQE == SOFTHFI_MAX_CQE && HFI1_MAX_CQ == SOFTHFI_MAX_CQ,
 	       "the provider reports the soft HFI's CQ limits");
 
+/*
+ * Where the object an event names (its address, the user_handle it was
+ * made with) counts the events queued for it: its destroy takes them back
+ * (hfi1_async_forget()). The driver raises none after the destroy.
+ */
+static uint32_t *object_events(uint32_t type, uint64_t element)
+{
+	void *obj = (void *)(uintptr_t)element;
+
+	switch (type) {
+	case IBV_EVENT_CQ_ERR:
+		return &to_hfi1_cq(obj)->async_posted;
+	case IBV_EVENT_SRQ_ERR:
+	case IBV_EVENT_SRQ_LIMIT_REACHED:
+		return &to_hfi1_srq(obj)->async_posted;
+	default:
+		return &to_hfi1_qp(obj)->async_posted;
+	}
+}
+
 static void soft_verbs_event(void *arg, uint32_t type, uint64_t element)
 {
-	hfi1_async_post(arg, type, element);
+	if (hfi1_async_is_object_event(type))
+		hfi1_async_post_obj(arg, type, element,
+				    object_events(type, element));
+	else
+		hfi1_async_post(arg, type, element);
 }
 
 /*

@@ -45,6 +45,8 @@ struct verbs_context *hfi1_alloc_context(struct ibv_device *ibdev, int cmd_fd,
 
 	ctx->dev = dev;
 	ctx->async.wr_fd = -1;
+	ctx->async.nowait_fd = -1;
+	pthread_mutex_init(&ctx->async.lock, NULL);
 	pthread_mutex_init(&ctx->obj_lock, NULL);
 	verbs_set_ops(&ctx->ibv_ctx, be->ctx_ops);
 

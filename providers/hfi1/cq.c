@@ -542,6 +542,9 @@ int hfi1_destroy_cq(struct ibv_cq *ibcq)
 	ret = ops->destroy(ctx, &cq->be);
 	if (ret)
 		return ret;
+	hfi1_async_wait_acked(
+		&ibcq->mutex, &ibcq->cond, &ibcq->async_events_completed,
+		hfi1_async_forget(ctx, (uintptr_t)ibcq, cq->async_posted));
 	pthread_spin_destroy(&cq->lock);
 	if (cq->parent)
 		atomic_fetch_sub(&cq->parent->usecnt, 1);

@@ -26,6 +26,8 @@ struct hfi1_cq {
 	const struct ib_uverbs_wc *cur;
 	/* The parent domain it was created in (IBV_CQ_INIT_ATTR_MASK_PD). */
 	struct hfi1_pd *parent;
+	/* Async events queued for it, under ctx->async.lock (async.h). */
+	uint32_t async_posted;
 };
 
 static inline struct hfi1_cq *to_hfi1_cq(struct ibv_cq *ibcq)

@@ -543,6 +543,9 @@ int hfi1_destroy_qp(struct ibv_qp *ibqp)
 		return ret;
 	}
 
+	hfi1_async_wait_acked(
+		&ibqp->mutex, &ibqp->cond, &ibqp->events_completed,
+		hfi1_async_forget(ctx, (uintptr_t)ibqp, qp->async_posted));
 	atomic_fetch_sub_explicit(&to_hfi1_pd(ibqp->pd)->usecnt, 1,
 				  memory_order_relaxed);
 	hfi1_qp_free_wr_batch(qp);

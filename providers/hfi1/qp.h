@@ -68,6 +68,8 @@ struct hfi1_qp {
 	 */
 	pthread_spinlock_t sq_lock;
 	struct hfi1_wr_batch sq; /* the extended send API's, under sq_lock */
+	/* Async events queued for it, under ctx->async.lock (async.h). */
+	uint32_t async_posted;
 };
 
 struct hfi1_ah {

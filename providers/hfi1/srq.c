@@ -140,6 +140,9 @@ int hfi1_destroy_srq(struct ibv_srq *ibsrq)
 		hfi1_err(ctx, "cannot destroy the SRQ: %s\n", strerror(ret));
 		return ret;
 	}
+	hfi1_async_wait_acked(
+		&ibsrq->mutex, &ibsrq->cond, &ibsrq->events_completed,
+		hfi1_async_forget(ctx, (uintptr_t)ibsrq, srq->async_posted));
 	atomic_fetch_sub_explicit(&to_hfi1_pd(ibsrq->pd)->usecnt, 1,
 				  memory_order_relaxed);
 	pthread_spin_destroy(&srq->lock);

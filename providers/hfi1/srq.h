@@ -18,6 +18,8 @@ struct hfi1_srq {
 	 * IBV_SRQ_MAX_WR), which swaps the ring.
 	 */
 	pthread_spinlock_t lock;
+	/* Async events queued for it, under ctx->async.lock (async.h). */
+	uint32_t async_posted;
 };
 
 static inline struct hfi1_srq *to_hfi1_srq(struct ibv_srq *ibsrq)

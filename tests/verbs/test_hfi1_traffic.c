@@ -10,7 +10,9 @@
 #include <errno.h>
 #include <malloc.h>
 #include <poll.h>
+#include <pthread.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stddef.h>
 #include <setjmp.h>
 #include <stdbool.h>
@@ -802,6 +804,103 @@ static void test_srq(void **state)
 	assert_int_equal(ibv_close_device(c1), 0);
 }
 
+/* An RC QP on @srq, moved to ERR: IBV_EVENT_QP_LAST_WQE_REACHED is queued. */
+static struct ibv_qp *qp_with_last_wqe_event(struct ibv_pd *pd,
+					     struct ibv_cq *cq,
+					     struct ibv_srq *srq)
+{
+	struct ibv_qp_init_attr ia = {
+		.qp_type = IBV_QPT_RC,
+		.send_cq = cq,
+		.recv_cq = cq,
+		.srq = srq,
+		.cap = { .max_send_wr = 8, .max_send_sge = 1 },
+	};
+	struct ibv_qp_attr qa = { .qp_state = IBV_QPS_ERR };
+	struct pollfd pfd = { .fd = pd->context->async_fd, .events = POLLIN };
+	struct ibv_qp *qp = ibv_create_qp(pd, &ia);
+
+	assert_non_null(qp);
+	assert_int_equal(ibv_modify_qp(qp, &qa, IBV_QP_STATE), 0);
+	assert_int_equal(poll(&pfd, 1, 5000), 1);
+	return qp;
+}
+
+struct destroy_arg {
+	struct ibv_qp *qp;
+	int ret;
+	atomic_bool done;
+};
+
+static void *destroy_thread(void *arg)
+{
+	struct destroy_arg *d = arg;
+
+	d->ret = ibv_destroy_qp(d->qp);
+	atomic_store(&d->done, true);
+	return NULL;
+}
+
+/*
+ * As the kernel's uverbs: destroying a QP takes its events the application
+ * has not read out of the async queue (they would name freed memory), and
+ * waits until those it has read are acked.
+ */
+static void test_async_event_of_destroyed_qp(void **state)
+{
+	struct ibv_srq_init_attr sa = {
+		.attr = { .max_wr = 16, .max_sge = 1 },
+	};
+	struct ibv_context *c = open_dev("hfi1_0");
+	struct destroy_arg d = { .ret = -1 };
+	struct ibv_qp *unread, *kept, *read_unacked;
+	struct ibv_async_event ev;
+	struct pollfd pfd;
+	struct ibv_srq *srq;
+	struct ibv_pd *pd;
+	struct ibv_cq *cq;
+	pthread_t t;
+
+	assert_non_null(c);
+	pd = ibv_alloc_pd(c);
+	assert_non_null(pd);
+	cq = ibv_create_cq(c, CQE, NULL, NULL, 0);
+	assert_non_null(cq);
+	srq = ibv_create_srq(pd, &sa);
+	assert_non_null(srq);
+	pfd.fd = c->async_fd;
+	pfd.events = POLLIN;
+
+	/* Unread: gone with its QP, and the other QP's event stays. */
+	unread = qp_with_last_wqe_event(pd, cq, srq);
+	kept = qp_with_last_wqe_event(pd, cq, srq);
+	assert_int_equal(ibv_destroy_qp(unread), 0);
+	assert_int_equal(poll(&pfd, 1, 0), 1);
+	assert_int_equal(ibv_get_async_event(c, &ev), 0);
+	assert_int_equal(ev.event_type, IBV_EVENT_QP_LAST_WQE_REACHED);
+	assert_ptr_equal(ev.element.qp, kept);
+	ibv_ack_async_event(&ev);
+	assert_int_equal(poll(&pfd, 1, 200), 0);
+	assert_int_equal(ibv_destroy_qp(kept), 0);
+
+	/* Read but not acked: the destroy waits for the ack. */
+	read_unacked = qp_with_last_wqe_event(pd, cq, srq);
+	assert_int_equal(ibv_get_async_event(c, &ev), 0);
+	assert_ptr_equal(ev.element.qp, read_unacked);
+	d.qp = read_unacked;
+	assert_int_equal(pthread_create(&t, NULL, destroy_thread, &d), 0);
+	usleep(200000);
+	assert_false(atomic_load(&d.done));
+	ibv_ack_async_event(&ev);
+	assert_int_equal(pthread_join(t, NULL), 0);
+	assert_int_equal(d.ret, 0);
+
+	assert_int_equal(ibv_destroy_srq(srq), 0);
+	assert_int_equal(ibv_destroy_cq(cq), 0);
+	assert_int_equal(ibv_dealloc_pd(pd), 0);
+	assert_int_equal(ibv_close_device(c), 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -818,6 +917,7 @@ int main(void)
 		cmocka_unit_test(test_peer_lost),
 		cmocka_unit_test(test_ud),
 		cmocka_unit_test(test_srq),
+		cmocka_unit_test(test_async_event_of_destroyed_qp),
 		cmocka_unit_test(test_stale_mmap_fixed),
 		cmocka_unit_test(test_stale_free_malloc),
 		cmocka_unit_test(test_stale_dontneed),
