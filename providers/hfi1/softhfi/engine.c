@@ -652,6 +652,11 @@ bool sengine_progress(struct sengine *e, struct softhfi_qp *qp)
 	if (pthread_mutex_trylock(&e->lock))
 		return false;
 	if (qp) {
+		/*
+		 * Taken here: a kick left set would keep the engine thread
+		 * from sleeping, to contend for e->lock with the poster.
+		 */
+		atomic_store(&qp->kicked, false);
 		sqp_progress_locked(e, qp);
 	} else {
 		poll_links(e);
