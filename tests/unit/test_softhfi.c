@@ -548,6 +548,59 @@ static void test_place(void **state)
 	assert_int_equal(errno, EBADF);
 }
 
+/*
+ * Placement after a skip: the skipped bytes go nowhere, the rest lands; a
+ * refused range still reads the skip (the stream stays whole); a skip
+ * cut short by the end of the stream places nothing.
+ */
+static void test_place_after(void **state)
+{
+	struct fixture *f = *state;
+	const char hdr[] = "HEADER", body[] = "payload";
+	unsigned int cnt = 0;
+	char rest[8];
+	int sv[2];
+
+	assert_int_equal(tid_update(f, f->arena, 4 * page, f->tids, &cnt, NULL),
+			 0);
+	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+	assert_int_equal(write(sv[1], hdr, 6), 6);
+	assert_int_equal(write(sv[1], body, 7), 7);
+	assert_int_equal(
+		hfi1_drv_place_after(f->drv, 6, f->tids[0], 10, sv[0], 7), 7);
+	assert_memory_equal(f->arena + 10, body, 7);
+	assert_int_equal(f->arena[9], 0);
+	assert_int_equal(f->arena[17], 0);
+
+	/* Refused (outside the entry): the skip is read all the same. */
+	assert_int_equal(write(sv[1], hdr, 6), 6);
+	assert_int_equal(write(sv[1], "tail", 4), 4);
+	assert_int_equal(hfi1_drv_place_after(f->drv, 6, f->tids[0],
+					      4 * page - 1, sv[0], 2),
+			 -1);
+	assert_int_equal(errno, EINVAL);
+	assert_int_equal(read(sv[0], rest, 4), 4);
+	assert_memory_equal(rest, "tail", 4);
+
+	/* Too long a skip. */
+	assert_int_equal(hfi1_drv_place_after(f->drv,
+					      HFI1_DRV_PLACE_SKIP_MAX + 1,
+					      f->tids[0], 0, sv[0], 1),
+			 -1);
+	assert_int_equal(errno, EINVAL);
+
+	/* The stream ends inside the skip: nothing lands. */
+	memset(f->arena, 0, 64);
+	assert_int_equal(write(sv[1], "HEA", 3), 3);
+	close(sv[1]);
+	assert_int_equal(
+		hfi1_drv_place_after(f->drv, 6, f->tids[0], 0, sv[0], 7), -1);
+	assert_int_equal(errno, EPIPE);
+	assert_int_equal(f->arena[0], 0);
+	close(sv[0]);
+	assert_int_equal(tid_free(f, f->tids, 1, NULL), 0);
+}
+
 /* Pinned pages are accounted per context and per process. */
 static void test_pin_accounting(void **state)
 {
@@ -658,6 +711,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(
 			test_inval_read_efault_keeps_queue, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_place, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_place_after, setup,
+						teardown),
 		cmocka_unit_test_setup_teardown(test_pin_accounting, setup,
 						teardown),
 		cmocka_unit_test(test_cache_size_cap),

@@ -93,8 +93,8 @@ struct hfi1_drv_ops {
 	 * that is its own adapter (the soft HFI); see hfi1_drv_place(). Real
 	 * hardware places what it receives by itself: NULL.
 	 */
-	ssize_t (*place)(struct hfi1_drv *drv, uint32_t tidinfo, size_t offset,
-			 int fd, size_t len);
+	ssize_t (*place)(struct hfi1_drv *drv, size_t skip, uint32_t tidinfo,
+			 size_t offset, int fd, size_t len);
 	/*
 	 * Optional: what refused this context's last TID_UPDATE that failed
 	 * with ENOMEM, and the figures it weighed then (hfi1's driver only
@@ -186,7 +186,28 @@ static inline ssize_t hfi1_drv_place(struct hfi1_drv *drv, uint32_t tidinfo,
 		errno = EOPNOTSUPP;
 		return -1;
 	}
-	return drv->ops->place(drv, tidinfo, offset, fd, len);
+	return drv->ops->place(drv, 0, tidinfo, offset, fd, len);
+}
+
+/* The most hfi1_drv_place_after() skips. */
+#define HFI1_DRV_PLACE_SKIP_MAX (64 * 1024)
+
+/*
+ * The same, after reading and discarding the next @skip bytes of @fd, a
+ * stream socket, in the same submission: one system call for both where
+ * the data is there. Nothing is placed unless all @skip bytes were read
+ * (EPIPE at end of stream). @skip is at most HFI1_DRV_PLACE_SKIP_MAX
+ * (else EINVAL).
+ */
+static inline ssize_t hfi1_drv_place_after(struct hfi1_drv *drv, size_t skip,
+					   uint32_t tidinfo, size_t offset,
+					   int fd, size_t len)
+{
+	if (!drv->ops->place) {
+		errno = EOPNOTSUPP;
+		return -1;
+	}
+	return drv->ops->place(drv, skip, tidinfo, offset, fd, len);
 }
 
 /*

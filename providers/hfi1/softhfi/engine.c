@@ -71,6 +71,9 @@ static bool app_polling(struct sengine *e);
  * that no packet wakes the engine thread to compete with the poller for
  * the CPUs. Re-arming reports what arrived meanwhile. e->lock.
  */
+static int slink_read_exact(struct sengine *e, struct slink *l, void *buf,
+			    size_t len);
+
 static void link_arm(struct sengine *e, struct slink *l, bool data)
 {
 	struct epoll_event ev = {
@@ -79,6 +82,9 @@ static void link_arm(struct sengine *e, struct slink *l, bool data)
 		.data.ptr = l,
 	};
 
+	/* Skipped headers left on the stream would report it readable. */
+	if (data && l->skip && slink_read_exact(e, l, NULL, 0))
+		return;
 	if (l->armed && l->arm_events == ev.events)
 		return;
 	if (!epoll_ctl(e->epfd, EPOLL_CTL_MOD, l->fd, &ev)) {
@@ -119,6 +125,37 @@ static void link_ring(struct slink *l)
 				  memory_order_release);
 }
 
+/* A copy of the header of the packet we write next, for the peer. */
+static void bell_put_header(struct slink *l, const struct spkt *h)
+{
+	uint64_t n = atomic_load_explicit(&l->bell->side[l->side].sent,
+					  memory_order_relaxed);
+	struct swire_bell_slot *s =
+		&l->bell->side[l->side].ring[n % SWIRE_BELL_RING];
+
+	atomic_store_explicit(&s->seq, 0, memory_order_relaxed);
+	atomic_thread_fence(memory_order_release);
+	memcpy(s->hdr, h, sizeof(*h));
+	atomic_store_explicit(&s->seq, n + 1, memory_order_release);
+}
+
+/*
+ * The header of the next packet from the peer's doorbell, if the packet
+ * is whole on the stream and its slot still holds it.
+ */
+static bool bell_take_header(struct slink *l, struct spkt *h)
+{
+	const struct swire_bell_slot *s =
+		&l->bell->side[!l->side].ring[l->rcvd % SWIRE_BELL_RING];
+	uint64_t want = l->rcvd + 1;
+
+	if (atomic_load_explicit(&s->seq, memory_order_acquire) != want)
+		return false;
+	memcpy(h, s->hdr, sizeof(*h));
+	atomic_thread_fence(memory_order_acquire);
+	return atomic_load_explicit(&s->seq, memory_order_relaxed) == want;
+}
+
 /*
  * Packets the peer has written whole that we have not taken. The engine
  * thread may take one that its writer is still counting, so the
@@ -155,6 +192,7 @@ int slink_write(struct slink *l, const struct spkt *h, const struct iovec *iov,
 		memcpy(&v[1], iov, sizeof(*iov) * iovcnt);
 	msg.msg_iov = v;
 	msg.msg_iovlen = 1 + iovcnt;
+	bell_put_header(l, h);
 	while (done < want) {
 		n = sendmsg(l->fd, &msg, MSG_NOSIGNAL);
 		if (n < 0 && errno == EINTR)
@@ -211,32 +249,57 @@ int slink_write(struct slink *l, const struct spkt *h, const struct iovec *iov,
 	return err;
 }
 
-int slink_read_exact(struct slink *l, void *buf, size_t len)
+/* Read @len bytes of the stream, after l->skip. */
+static int slink_read_exact(struct sengine *e, struct slink *l, void *buf,
+			    size_t len)
 {
-	ssize_t n = recv(l->fd, buf, len, MSG_WAITALL);
+	ssize_t n;
 
+	while (l->skip) {
+		size_t k =
+			l->skip < e->scratch_size ? l->skip : e->scratch_size;
+
+		n = recv(l->fd, e->scratch, k, MSG_WAITALL);
+		if (n != (ssize_t)k)
+			goto dead;
+		l->skip -= k;
+	}
+	if (!len)
+		return 0;
+	n = recv(l->fd, buf, len, MSG_WAITALL);
 	if (n == (ssize_t)len)
 		return 0;
+dead:
 	l->dead = true;
 	return n < 0 ? errno : EPIPE;
 }
 
-int slink_read_header(struct slink *l, struct spkt *h)
-{
-	int ret = slink_read_exact(l, h, sizeof(*h));
+/* Headers skipped past this are read at once, not with the next payload. */
+#define SLINK_SKIP_MAX (32 * 1024)
 
+int slink_read_header(struct sengine *e, struct slink *l, struct spkt *h)
+{
+	int ret = 0;
+
+	if (link_pending(l) && bell_take_header(l, h)) {
+		l->skip += sizeof(*h);
+		if (l->skip >= SLINK_SKIP_MAX)
+			ret = slink_read_exact(e, l, NULL, 0);
+	} else {
+		ret = slink_read_exact(e, l, h, sizeof(*h));
+	}
 	if (!ret)
 		l->rcvd++;
 	return ret;
 }
 
-/* Read and discard @len bytes of payload. */
+/* Read and discard @len bytes of payload (and l->skip before them). */
 void slink_drop(struct sengine *e, struct slink *l, size_t len)
 {
 	while (len && !l->dead) {
 		size_t n = len < e->scratch_size ? len : e->scratch_size;
 
-		if (slink_read_exact(l, e->scratch, n))
+		if (slink_read_exact(e, l, e->scratch, n))
 			return;
 		len -= n;
 	}
@@ -439,6 +502,9 @@ void slink_readable(struct sengine *e, struct slink *l)
 			goto take;
 		if (took)
 			break;
+		/* What was skipped is no packet, and hides an end of file. */
+		if (l->skip && slink_read_exact(e, l, NULL, 0))
+			break;
 		if (ioctl(l->fd, FIONREAD, &avail))
 			avail = 0;
 		if (avail < (int)sizeof(h)) {
@@ -448,7 +514,7 @@ void slink_readable(struct sengine *e, struct slink *l)
 			break;
 		}
 	take:
-		if (slink_read_header(l, &h))
+		if (slink_read_header(e, l, &h))
 			break;
 		sqp_recv_packet_locked(e, l, &h);
 	}
@@ -466,10 +532,12 @@ static void take_last_packets(struct sengine *e, struct slink *l)
 	int avail, n;
 
 	for (n = 0; n < 64 && l->qp; n++) {
+		if (l->skip && slink_read_exact(e, l, NULL, 0))
+			break;
 		if (ioctl(l->fd, FIONREAD, &avail) || avail < (int)sizeof(h))
 			break;
 		l->dead = false;
-		if (slink_read_header(l, &h))
+		if (slink_read_header(e, l, &h))
 			break;
 		sqp_recv_packet_locked(e, l, &h);
 	}
@@ -593,7 +661,7 @@ static void poll_links(struct sengine *e)
 
 	LIST_FOREACH(l, &e->links, entry)
 	for (n = 0; n < 16 && !l->dead && link_pending(l); n++) {
-		if (slink_read_header(l, &h))
+		if (slink_read_header(e, l, &h))
 			break;
 		sqp_recv_packet_locked(e, l, &h);
 	}

@@ -68,6 +68,9 @@ struct spkt {
 	uint8_t dgid[16];
 };
 
+_Static_assert(sizeof(struct spkt) == SWIRE_BELL_HDR,
+	       "a header fills a doorbell slot");
+
 struct slink {
 	int fd;
 	uint8_t kind; /* enum swire_link_kind */
@@ -82,6 +85,11 @@ struct slink {
 	struct swire_bell *bell; /* shared with the peer */
 	uint8_t side; /* ours in bell->side[] */
 	uint64_t rcvd; /* packets taken: compared with the peer's count */
+	/*
+	 * Bytes of headers taken from the doorbell that are still on the
+	 * stream: every read of the stream reads them first.
+	 */
+	uint32_t skip;
 	struct softhfi_qp *qp; /* SWIRE_LINK_QP: its QP, once matched */
 	uint16_t rlid; /* the peer */
 	uint32_t rqpn;
@@ -233,9 +241,12 @@ struct softhfi_qp *sengine_find_qp(struct sengine *e, uint32_t qpn);
 bool slink_room(struct sengine *e, struct slink *l, uint64_t payload);
 int slink_write(struct slink *l, const struct spkt *h, const struct iovec *iov,
 		int iovcnt, size_t len);
-int slink_read_exact(struct slink *l, void *buf, size_t len);
-/* The next packet's header: the payload follows on l->fd. */
-int slink_read_header(struct slink *l, struct spkt *h);
+/*
+ * The next packet's header, from the doorbell where it is there: the
+ * payload follows on l->fd, after l->skip bytes.
+ */
+int slink_read_header(struct sengine *e, struct slink *l, struct spkt *h);
+/* Read and discard l->skip, then @len bytes of payload. */
 void slink_drop(struct sengine *e, struct slink *l, size_t len);
 void slink_kill(struct sengine *e, struct slink *l);
 /* Handle the packets waiting on @l, a few at most; never waits. e->lock. */

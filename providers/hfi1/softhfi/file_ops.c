@@ -254,6 +254,7 @@ static void sctxt_close(struct hfi1_drv *drv)
 	pthread_cond_destroy(&ctx->unpinned);
 	pthread_mutex_destroy(&ctx->place_lock);
 	pthread_mutex_destroy(&ctx->lock);
+	free(ctx->skip_buf);
 	free(ctx);
 }
 

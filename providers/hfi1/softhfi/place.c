@@ -9,13 +9,16 @@
 #include <errno.h>
 #include <limits.h>
 #include <pthread.h>
+#include <stdlib.h>
+#include <sys/socket.h>
 #include <liburing.h>
 
 #include "sctxt.h"
 
 /*
  * Check @tidinfo and the range against the entry, then queue one
- * READ_FIXED (none if @len is 0). io_uring resolves the slot when the
+ * READ_FIXED (none if @len is 0), behind a read of @skip bytes into
+ * skip_buf that it is linked to: it runs only if all of them were read. io_uring resolves the slot when the
  * request is submitted, so holding ctx->lock over submission means the
  * pages written are those of the entry as checked, even if it is
  * invalidated or freed meanwhile. Returns 0 or a positive errno. Caller
@@ -26,13 +29,14 @@
  * pages the entry pinned, as it would on the device before its MMU
  * notifier ran, and never in what is mapped there now.
  */
-static int submit_place(struct softhfi_ctxt *ctx, uint32_t tidinfo,
+static int submit_place(struct softhfi_ctxt *ctx, size_t skip, uint32_t tidinfo,
 			size_t offset, int fd, size_t len)
 {
 	struct io_uring_sqe *sqe;
 	struct soft_tid *tid;
 	uint64_t size;
 	int rcventry, err = 0, ret;
+	unsigned int n = skip ? 2 : 1;
 
 	pthread_mutex_lock(&ctx->lock);
 	softhfi_notifier_drain_returned_locked(&ctx->watch);
@@ -58,28 +62,64 @@ static int submit_place(struct softhfi_ctxt *ctx, uint32_t tidinfo,
 	}
 	if (!len)
 		goto out;
-	sqe = io_uring_get_sqe(&ctx->ring);
-	if (!sqe) {
+	if (io_uring_sq_space_left(&ctx->ring) < n) {
 		err = EBUSY;
 		goto out;
 	}
+	if (skip) {
+		/* MSG_WAITALL: a short read fails, and cancels the next. */
+		sqe = io_uring_get_sqe(&ctx->ring);
+		io_uring_prep_recv(sqe, fd, ctx->skip_buf, skip, MSG_WAITALL);
+		sqe->flags |= IOSQE_IO_LINK;
+	}
+	sqe = io_uring_get_sqe(&ctx->ring);
 	io_uring_prep_read_fixed(sqe, fd,
 				 (void *)(uintptr_t)(tid->vaddr + offset), len,
 				 -1, rcventry);
 	ret = io_uring_submit(&ctx->ring);
-	if (ret != 1)
+	if (ret != (int)n)
 		err = ret < 0 ? -ret : EIO;
 out:
 	ctxt_unlock(ctx);
 	return err;
 }
 
-/* The placement op: see hfi1_drv_place(). */
-ssize_t sctxt_place(struct hfi1_drv *drv, uint32_t tidinfo, size_t offset,
-		    int fd, size_t len)
+/* The next completion's result, or a negative errno. */
+static int reap(struct softhfi_ctxt *ctx)
+{
+	struct io_uring_cqe *cqe;
+	int ret;
+
+	ret = io_uring_wait_cqe(&ctx->ring, &cqe);
+	if (ret < 0)
+		return ret;
+	ret = cqe->res;
+	io_uring_cqe_seen(&ctx->ring, cqe);
+	return ret;
+}
+
+/*
+ * The skip of a placement whose range the entry refused, or of a
+ * zero-length one: read on its own, so that the stream stays whole.
+ */
+static int skip_alone(struct softhfi_ctxt *ctx, int fd, size_t skip)
+{
+	ssize_t n = recv(fd, ctx->skip_buf, skip, MSG_WAITALL);
+
+	if (n == (ssize_t)skip)
+		return 0;
+	return n < 0 ? errno : EPIPE;
+}
+
+/*
+ * The placement op: see hfi1_drv_place() and hfi1_drv_place_after().
+ * @skip is read whatever becomes of the placement, so that the stream
+ * stays whole; only a failing stream (EPIPE, a dead link) leaves it.
+ */
+ssize_t sctxt_place(struct hfi1_drv *drv, size_t skip, uint32_t tidinfo,
+		    size_t offset, int fd, size_t len)
 {
 	struct softhfi_ctxt *ctx = to_sctxt(drv);
-	struct io_uring_cqe *cqe;
 	size_t placed = 0;
 	int err = 0, ret;
 
@@ -87,22 +127,39 @@ ssize_t sctxt_place(struct hfi1_drv *drv, uint32_t tidinfo, size_t offset,
 		errno = EIO;
 		return -1;
 	}
+	if (skip > HFI1_DRV_PLACE_SKIP_MAX) {
+		errno = EINVAL;
+		return -1;
+	}
 	pthread_mutex_lock(&ctx->place_lock);
+	if (skip && !ctx->skip_buf) {
+		ctx->skip_buf = malloc(HFI1_DRV_PLACE_SKIP_MAX);
+		if (!ctx->skip_buf) {
+			err = ENOMEM;
+			goto out;
+		}
+	}
 	/* Nothing to move, but the entry and offset are checked all the same */
 	if (!len)
-		err = submit_place(ctx, tidinfo, offset, fd, 0);
+		err = submit_place(ctx, 0, tidinfo, offset, fd, 0);
 	while (placed < len) {
-		err = submit_place(ctx, tidinfo, offset + placed, fd,
+		err = submit_place(ctx, skip, tidinfo, offset + placed, fd,
 				   len - placed);
 		if (err)
 			break;
-		ret = io_uring_wait_cqe(&ctx->ring, &cqe);
-		if (ret < 0) {
-			err = -ret;
-			break;
+		if (skip) {
+			ret = reap(ctx);
+			if (ret != (int)skip) {
+				/* Cut short: the READ_FIXED was cancelled. */
+				reap(ctx);
+				skip = 0;
+				err = ret < 0 && ret != -ECANCELED ? -ret :
+								     EPIPE;
+				break;
+			}
+			skip = 0;
 		}
-		ret = cqe->res;
-		io_uring_cqe_seen(&ctx->ring, cqe);
+		ret = reap(ctx);
 		if (ret < 0) {
 			err = -ret;
 			break;
@@ -111,6 +168,12 @@ ssize_t sctxt_place(struct hfi1_drv *drv, uint32_t tidinfo, size_t offset,
 			break;
 		placed += ret;
 	}
+	if (skip) {
+		ret = skip_alone(ctx, fd, skip);
+		if (ret)
+			err = ret;
+	}
+out:
 	pthread_mutex_unlock(&ctx->place_lock);
 	if (err && !placed) {
 		errno = err;

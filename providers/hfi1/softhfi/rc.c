@@ -153,13 +153,27 @@ static uint32_t key_status(int err, bool remote)
 }
 
 /*
- * Move @len bytes read from @fd into [iova, iova + len) of the MR @key
- * names. *placed: the bytes read from @fd. 0 or an errno (ENOENT, EACCES,
+ * Where placed data comes from: a link's stream, whose skipped headers
+ * (l->skip) go first, or the engine's byte pipe (l NULL).
+ */
+struct ssrc {
+	struct slink *l;
+	int fd;
+};
+
+static struct ssrc link_src(struct slink *l)
+{
+	return (struct ssrc){ .l = l, .fd = l->fd };
+}
+
+/*
+ * Move @len bytes read from @src into [iova, iova + len) of the MR @key
+ * names. *placed: the bytes read from @src. 0 or an errno (ENOENT, EACCES,
  * ERANGE, ESTALE from the key; EPIPE if the link died).
  */
 static int place_mr(struct sengine *e, uint32_t key, uint32_t pdn,
 		    uint64_t iova, uint64_t len, uint32_t access, bool remote,
-		    int fd, uint64_t *placed)
+		    struct ssrc src, uint64_t *placed)
 {
 	const struct softhfi_verbs_ops *ops = &e->v->ops;
 	void *mr;
@@ -180,7 +194,18 @@ static int place_mr(struct sengine *e, uint32_t key, uint32_t pdn,
 		if (err)
 			break;
 		n = len - *placed < left ? len - *placed : left;
-		got = hfi1_drv_place(e->v->drv, tidinfo, offset, fd, n);
+		if (src.l && src.l->skip) {
+			/* The skipped headers, read in the same call. */
+			got = hfi1_drv_place_after(e->v->drv, src.l->skip,
+						   tidinfo, offset, src.fd, n);
+			if (got >= 0 || errno != EPIPE)
+				src.l->skip = 0;
+			else
+				src.l->dead = true;
+		} else {
+			got = hfi1_drv_place(e->v->drv, tidinfo, offset, src.fd,
+					     n);
+		}
 		if (got < 0) {
 			err = errno == ESTALE || errno == EBADF ? ESTALE :
 								  errno;
@@ -204,7 +229,8 @@ static int place_mr(struct sengine *e, uint32_t key, uint32_t pdn,
  */
 static uint32_t place_sges(struct sengine *e, struct softhfi_qp *qp,
 			   const struct rvt_wqe_sge *sg, unsigned int nsge,
-			   uint64_t off, int fd, uint64_t len, uint64_t *used)
+			   uint64_t off, struct ssrc src, uint64_t len,
+			   uint64_t *used)
 {
 	uint64_t start = 0;
 	unsigned int i;
@@ -223,7 +249,7 @@ static uint32_t place_sges(struct sengine *e, struct softhfi_qp *qp,
 		if (n > len - *used)
 			n = len - *used;
 		err = place_mr(e, sg[i].lkey, qp->pdn, sg[i].addr + inner, n,
-			       IB_UVERBS_ACCESS_LOCAL_WRITE, false, fd,
+			       IB_UVERBS_ACCESS_LOCAL_WRITE, false, src,
 			       &placed);
 		*used += placed;
 		if (err)
@@ -244,7 +270,8 @@ static uint32_t place_bytes(struct sengine *e, struct softhfi_qp *qp,
 
 	if (write(e->byte_pipe[1], buf, len) != (ssize_t)len)
 		return SWC_GENERAL_ERR;
-	st = place_sges(e, qp, sg, nsge, off, e->byte_pipe[0], len, &used);
+	st = place_sges(e, qp, sg, nsge, off,
+			(struct ssrc){ .fd = e->byte_pipe[0] }, len, &used);
 	if (used < len) {
 		char sink[64];
 
@@ -471,8 +498,8 @@ static void recv_send(struct sengine *e, struct slink *l, struct softhfi_qp *qp,
 		slink_drop(e, l, h->len);
 		goto last;
 	}
-	st = place_sges(e, qp, qp->rcv_sg, qp->rcv_nsge, qp->rcv_off, l->fd,
-			h->len, &used);
+	st = place_sges(e, qp, qp->rcv_sg, qp->rcv_nsge, qp->rcv_off,
+			link_src(l), h->len, &used);
 	qp->rcv_off += used;
 	if (st) {
 		slink_drop(e, l, h->len - used);
@@ -536,7 +563,8 @@ static void recv_write(struct sengine *e, struct slink *l,
 	}
 	/* A zero-length WRITE checks no key (UCX's flush relies on it). */
 	err = place_mr(e, h->key, qp->pdn, h->va, h->len,
-		       IB_UVERBS_ACCESS_REMOTE_WRITE, true, l->fd, &placed);
+		       IB_UVERBS_ACCESS_REMOTE_WRITE, true, link_src(l),
+		       &placed);
 	if (err) {
 		slink_drop(e, l, h->len - placed);
 		if (l->dead)
@@ -630,7 +658,8 @@ static void recv_atomic(struct sengine *e, struct softhfi_qp *qp,
 		if (write(e->byte_pipe[1], &new, 8) == 8)
 			err = place_mr(e, h->key, qp->pdn, h->va, 8,
 				       IB_UVERBS_ACCESS_REMOTE_ATOMIC, true,
-				       e->byte_pipe[0], &placed);
+				       (struct ssrc){ .fd = e->byte_pipe[0] },
+				       &placed);
 		if (err && placed < 8)
 			(void)!read(e->byte_pipe[0], &new, 8 - placed);
 	}
@@ -682,7 +711,7 @@ static void recv_answer(struct sengine *e, struct slink *l,
 			break;
 		if (h->len)
 			st = place_sges(e, qp, (struct rvt_wqe_sge *)w->sg,
-					w->wr.num_sge, qp->rsp_off, l->fd,
+					w->wr.num_sge, qp->rsp_off, link_src(l),
 					h->len, &used);
 		qp->rsp_off += used;
 		if (st) {
@@ -776,7 +805,7 @@ static void recv_ud(struct sengine *e, struct slink *l, const struct spkt *h)
 	st = place_bytes(e, qp, qp->rcv_sg, qp->rcv_nsge, 0, grh, UD_GRH_BYTES);
 	if (!st) {
 		st = place_sges(e, qp, qp->rcv_sg, qp->rcv_nsge, UD_GRH_BYTES,
-				l->fd, h->len, &used);
+				link_src(l), h->len, &used);
 		if (used < h->len)
 			slink_drop(e, l, h->len - used);
 	} else {

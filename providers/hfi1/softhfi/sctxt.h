@@ -116,9 +116,13 @@ struct softhfi_ctxt {
 	pthread_cond_t unpinned;
 	uint32_t *unpin_work; /* the worker's batch, only the worker's */
 
-	/* Serialises placements: the ring's submission and completion. */
+	/*
+	 * Serialises placements: the ring's submission and completion, and
+	 * skip_buf.
+	 */
 	pthread_mutex_t place_lock;
 	struct io_uring ring;
+	void *skip_buf; /* HFI1_DRV_PLACE_SKIP_MAX bytes, once needed */
 	bool ring_ready;
 	struct softhfi_watch watch;
 	bool watching;
@@ -212,7 +216,7 @@ void uaccess_out_init(struct softhfi_ctxt *ctx);
 void uaccess_out_fini(struct softhfi_ctxt *ctx);
 
 /* place.c */
-ssize_t sctxt_place(struct hfi1_drv *drv, uint32_t tidinfo, size_t offset,
-		    int fd, size_t len);
+ssize_t sctxt_place(struct hfi1_drv *drv, size_t skip, uint32_t tidinfo,
+		    size_t offset, int fd, size_t len);
 
 #endif /* SOFTHFI_SCTXT_H */

@@ -138,16 +138,31 @@ struct swire_hello {
 	uint32_t dqpn;
 };
 
+/* Headers a side keeps in its doorbell: the last this many it wrote. */
+#define SWIRE_BELL_RING 64
+/* Room for one header (struct spkt, engine.h) in a ring slot. */
+#define SWIRE_BELL_HDR 88
+
 /*
- * A link's doorbell: a page that the side which connects makes and
+ * A link's doorbell: shared memory that the side which connects makes and
  * passes with its hello, sealed so that neither side can shrink it under
  * the other. Each side counts the whole packets it has written, so that
- * a polling peer learns that a packet waits without a system call.
+ * a polling peer learns that a packet waits without a system call, and
+ * keeps a copy of their headers: the peer reads a header there and not
+ * from the stream (whose bytes it then skips in its next read). A slot
+ * holds packet n's header while its seq is n + 1; the writer sets seq to
+ * 0 while it rewrites the slot (a seqlock).
  */
+struct swire_bell_slot {
+	_Atomic uint64_t seq;
+	unsigned char hdr[SWIRE_BELL_HDR];
+};
+
 struct swire_bell {
 	struct {
 		_Atomic uint64_t sent; /* written by this side only */
 		char pad[56];
+		struct swire_bell_slot ring[SWIRE_BELL_RING];
 	} side[2]; /* [0]: the side that connected */
 };
 

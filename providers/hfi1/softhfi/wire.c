@@ -238,7 +238,9 @@ int swire_lookup(struct swire *w, uint16_t dlid, uint32_t dqpn, char *name,
 	return read_entry(lid_dir, dqpn, name, len);
 }
 
-#define SWIRE_BELL_SIZE 4096
+#define SWIRE_BELL_SIZE 16384
+_Static_assert(sizeof(struct swire_bell) <= SWIRE_BELL_SIZE,
+	       "the doorbell outgrew its memfd");
 #define SWIRE_BELL_SEALS (F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL)
 
 static struct swire_bell *bell_map(int fd)
@@ -328,7 +330,7 @@ err:
 }
 
 /*
- * The doorbell a peer passed: a memfd of a page at least, sealed so that
+ * The doorbell a peer passed: a memfd of SWIRE_BELL_SIZE at least, sealed so that
  * it can never shrink under our mapping (a SIGBUS in the engine).
  */
 static struct swire_bell *bell_accept(struct msghdr *msg)
