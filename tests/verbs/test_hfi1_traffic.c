@@ -385,6 +385,57 @@ static void test_rc_read_atomic(void **state)
 	pair_fini(&p);
 }
 
+/*
+ * A busy-polling requester gets its ACKs in the link's doorbell, while
+ * READ responses come on the stream: WRITEs acked after a READ whose
+ * response is still on its way must wait for it, and nothing may be
+ * dropped or failed for being out of order. Rounds of WRITEs around a
+ * READ, every completion checked in order.
+ */
+static void test_rc_polled_acks_around_reads(void **state)
+{
+	enum { ROUNDS = 300, PER = 9, READ_AT = 4 };
+	struct ibv_wc wc[PER];
+	struct pair p;
+	int r, i, got, n;
+	time_t end;
+
+	pair_init(&p, IBV_QPT_RC, true);
+	fill(p.b.buf + (2 << 20), 4096, 5);
+	for (r = 0; r < ROUNDS; r++) {
+		for (i = 0; i < PER; i++) {
+			bool rd = i == READ_AT;
+
+			assert_int_equal(
+				post_send(&p.a,
+					  rd ? IBV_WR_RDMA_READ :
+					       IBV_WR_RDMA_WRITE,
+					  rd ? 65536 : (uint64_t)i * 64,
+					  rd ? 4096 : 64,
+					  (uintptr_t)p.b.buf +
+						  (rd ? 2 << 20 : i * 64),
+					  p.b.mr->rkey, (uint64_t)r * PER + i,
+					  0),
+				0);
+		}
+		/* Busy: the engine then leaves the answers to this poller. */
+		end = time(NULL) + 10;
+		for (got = 0; got < PER;) {
+			n = ibv_poll_cq(p.a.cq, PER - got, wc + got);
+			assert_true(n >= 0);
+			got += n;
+			assert_true(time(NULL) < end);
+		}
+		for (i = 0; i < PER; i++) {
+			assert_int_equal(wc[i].status, IBV_WC_SUCCESS);
+			assert_int_equal(wc[i].wr_id, (uint64_t)r * PER + i);
+		}
+		assert_memory_equal(p.a.buf + 65536, p.b.buf + (2 << 20), 4096);
+		memset(p.a.buf + 65536, 0, 4096);
+	}
+	pair_fini(&p);
+}
+
 static void test_rc_bad_rkey(void **state)
 {
 	struct ibv_async_event ev;
@@ -910,6 +961,7 @@ int main(void)
 		cmocka_unit_test(test_rc_write),
 		cmocka_unit_test(test_uc_write),
 		cmocka_unit_test(test_rc_read_atomic),
+		cmocka_unit_test(test_rc_polled_acks_around_reads),
 		cmocka_unit_test(test_rc_bad_rkey),
 		cmocka_unit_test(test_rc_bad_lkey),
 		cmocka_unit_test(test_rc_rnr),

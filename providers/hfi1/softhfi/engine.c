@@ -156,6 +156,63 @@ static bool bell_take_header(struct slink *l, struct spkt *h)
 	return atomic_load_explicit(&s->seq, memory_order_relaxed) == want;
 }
 
+bool slink_bell_ack(struct slink *l, uint32_t ssn)
+{
+	atomic_store_explicit(&l->bell->side[l->side].ack, 1ull << 32 | ssn,
+			      memory_order_release);
+	/* Pairs with bell_polling()'s: one of us sees the other. */
+	atomic_thread_fence(memory_order_seq_cst);
+	return atomic_load_explicit(&l->bell->side[!l->side].polling,
+				    memory_order_relaxed);
+}
+
+void slink_take_bell_ack(struct sengine *e, struct slink *l)
+{
+	struct spkt h = { .op = SP_ACK, .flags = SPF_BELL };
+	uint64_t v;
+
+	if (l->kind != SWIRE_LINK_QP || !l->qp)
+		return;
+	v = atomic_load_explicit(&l->bell->side[!l->side].ack,
+				 memory_order_acquire);
+	if (!v)
+		return;
+	h.ssn = (uint32_t)v;
+	sqp_recv_packet_locked(e, l, &h);
+}
+
+void sengine_take_bell_acks(struct sengine *e, struct softhfi_qp *qp)
+{
+	struct slink *l;
+
+	LIST_FOREACH(l, &e->links, entry)
+	if (l->qp == qp && !l->dead)
+		slink_take_bell_ack(e, l);
+}
+
+/*
+ * Tell the peer whether our application polls, and so reads the ACKs it
+ * leaves in the doorbell. When it stops, an ACK left there just before
+ * the peer saw it stop is taken now. e->lock.
+ */
+static void bell_polling(struct sengine *e, struct slink *l, bool polling)
+{
+	_Atomic uint32_t *flag = &l->bell->side[l->side].polling;
+
+	if (l->kind != SWIRE_LINK_QP)
+		return;
+	if (polling) {
+		if (!atomic_load_explicit(flag, memory_order_relaxed))
+			atomic_store(flag, 1);
+		return;
+	}
+	if (!atomic_load_explicit(flag, memory_order_relaxed))
+		return;
+	atomic_store(flag, 0);
+	atomic_thread_fence(memory_order_seq_cst);
+	slink_take_bell_ack(e, l);
+}
+
 /*
  * Packets the peer has written whole that we have not taken. The engine
  * thread may take one that its writer is still counting, so the
@@ -541,6 +598,8 @@ static void take_last_packets(struct sengine *e, struct slink *l)
 			break;
 		sqp_recv_packet_locked(e, l, &h);
 	}
+	/* Its last ACK may have gone in the doorbell only. */
+	slink_take_bell_ack(e, l);
 	l->dead = true;
 }
 
@@ -660,10 +719,14 @@ static void poll_links(struct sengine *e)
 	int n;
 
 	LIST_FOREACH(l, &e->links, entry)
-	for (n = 0; n < 16 && !l->dead && link_pending(l); n++) {
-		if (slink_read_header(e, l, &h))
-			break;
-		sqp_recv_packet_locked(e, l, &h);
+	{
+		for (n = 0; n < 16 && !l->dead && link_pending(l); n++) {
+			if (slink_read_header(e, l, &h))
+				break;
+			sqp_recv_packet_locked(e, l, &h);
+		}
+		if (!l->dead)
+			slink_take_bell_ack(e, l);
 	}
 }
 
@@ -792,8 +855,10 @@ static void *engine_main(void *arg)
 		if (polled && (timeout < 0 || timeout > 1))
 			timeout = 1;
 		LIST_FOREACH(l, &e->links, entry)
-		if (!l->dead)
+		if (!l->dead) {
+			bell_polling(e, l, polled);
 			link_arm(e, l, !polled);
+		}
 		atomic_store(&e->sleep_until,
 			     timeout < 0 ?
 				     UINT64_MAX :

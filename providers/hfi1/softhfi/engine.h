@@ -40,6 +40,11 @@ enum spkt_flags {
 	SPF_IMM = 1 << 2,
 	SPF_SOLICITED = 1 << 3,
 	SPF_GRH = 1 << 4, /* UD: the sender's AH was global */
+	/*
+	 * An ACK read in the doorbell (slink_bell_ack()): it may pass READ
+	 * and atomic responses still on the stream.
+	 */
+	SPF_BELL = 1 << 5,
 };
 
 /* NAK syndromes (IB spec 9.7.5.2.8, as the requester completes them). */
@@ -249,6 +254,19 @@ int slink_read_header(struct sengine *e, struct slink *l, struct spkt *h);
 /* Read and discard l->skip, then @len bytes of payload. */
 void slink_drop(struct sengine *e, struct slink *l, size_t len);
 void slink_kill(struct sengine *e, struct slink *l);
+/*
+ * RC: leave the ACK of @ssn in the doorbell for the peer. True if the
+ * peer polls and reads it there: no ACK packet is needed.
+ */
+bool slink_bell_ack(struct slink *l, uint32_t ssn);
+/*
+ * The ACK the peer left in @l's doorbell, handled as if it came on the
+ * stream; one already handled changes nothing. It was left before any
+ * answer on the stream that is whole now. e->lock.
+ */
+void slink_take_bell_ack(struct sengine *e, struct slink *l);
+/* The same on every link that brings @qp its answers. e->lock. */
+void sengine_take_bell_acks(struct sengine *e, struct softhfi_qp *qp);
 /* Handle the packets waiting on @l, a few at most; never waits. e->lock. */
 void slink_readable(struct sengine *e, struct slink *l);
 struct slink *sengine_qp_link(struct sengine *e, struct softhfi_qp *qp,

@@ -693,7 +693,11 @@ static void recv_answer(struct sengine *e, struct slink *l,
 	w = sq_slot(qp, qp->sq_done);
 	switch (h->op) {
 	case SP_ACK:
-		/* READs and atomics before h->ssn were answered before it. */
+		/*
+		 * READs and atomics before h->ssn were answered before it,
+		 * on the stream; one in the doorbell may have passed their
+		 * answers, and is taken again once they are in.
+		 */
 		while (!is_read_or_atomic(w->wr.opcode)) {
 			bool last = qp->sq_done == h->ssn;
 
@@ -702,6 +706,8 @@ static void recv_answer(struct sengine *e, struct slink *l,
 				return;
 			w = sq_slot(qp, qp->sq_done);
 		}
+		if (h->flags & SPF_BELL)
+			return;
 		break;
 	case SP_READ_RESP: {
 		uint64_t used = 0;
@@ -838,6 +844,9 @@ void sqp_recv_packet_locked(struct sengine *e, struct slink *l,
 	case SP_NAK:
 	case SP_READ_RESP:
 	case SP_ATOMIC_RESP:
+		/* The ACKs left in the doorbell before it come first. */
+		if (!(h->flags & SPF_BELL))
+			slink_take_bell_ack(e, l);
 		recv_answer(e, l, qp, h);
 		return;
 	}
@@ -895,6 +904,11 @@ static void send_responses(struct sengine *e, struct softhfi_qp *qp,
 		struct sresp *r = &qp->resp[qp->resp_tail % SQP_MAX_RESP];
 		struct spkt h;
 
+		/* A polling requester reads it in the doorbell. */
+		if (r->op == SP_ACK && slink_bell_ack(l, r->ssn)) {
+			qp->resp_tail++;
+			continue;
+		}
 		if (r->op != SP_READ_RESP) {
 			if (!slink_room(e, l, 0))
 				return;
@@ -1239,6 +1253,13 @@ void sqp_progress_locked(struct sengine *e, struct softhfi_qp *qp)
 		if (qp->state == SQP_RTS)
 			send_ud(e, qp, head);
 		return;
+	}
+	if (qp->ack_deadline && qp->sq_done != qp->sq_next &&
+	    sengine_now() >= qp->ack_deadline) {
+		/* Not an answer missing, but one nobody read yet? */
+		sengine_take_bell_acks(e, qp);
+		if (qp->state == SQP_ERR)
+			return;
 	}
 	if (qp->ack_deadline && qp->sq_done != qp->sq_next &&
 	    sengine_now() >= qp->ack_deadline) {

@@ -161,7 +161,18 @@ struct swire_bell_slot {
 struct swire_bell {
 	struct {
 		_Atomic uint64_t sent; /* written by this side only */
-		char pad[56];
+		/*
+		 * RC: the last message this side acked, 1 << 32 | its ssn
+		 * (0: none). Cumulative, as IB's ACKs: the peer's requester
+		 * reads it while it polls.
+		 */
+		_Atomic uint64_t ack;
+		/*
+		 * This side's application polls, and reads the peer's ack
+		 * here: an ACK to it need not go on the stream too.
+		 */
+		_Atomic uint32_t polling;
+		char pad[44];
 		struct swire_bell_slot ring[SWIRE_BELL_RING];
 	} side[2]; /* [0]: the side that connected */
 };
