@@ -460,6 +460,54 @@ static void test_rc_bad_rkey(void **state)
 	pair_fini(&p);
 }
 
+/*
+ * A bad rkey on a WRITE longer than the link holds: the NAK comes back
+ * while the rest of the message is still being sent, and must fail the
+ * WRITE with REM_ACCESS_ERR at once (not RETRY_EXC_ERR after timeouts);
+ * nothing lands. 16 MiB: four SGEs over the 4 MiB buffer.
+ */
+static void test_rc_bad_rkey_long(void **state)
+{
+	struct ibv_sge sge[4];
+	struct ibv_send_wr wr = {
+		.wr_id = 6,
+		.sg_list = sge,
+		.num_sge = 4,
+		.opcode = IBV_WR_RDMA_WRITE,
+		.send_flags = IBV_SEND_SIGNALED,
+	}, *bad;
+	struct timespec t0, t1;
+	struct pair p;
+	struct ibv_wc wc;
+	char *zero;
+	int i;
+
+	pair_init(&p, IBV_QPT_RC, true);
+	fill(p.a.buf, BUF_SIZE, 17);
+	for (i = 0; i < 4; i++) {
+		sge[i].addr = (uintptr_t)p.a.buf;
+		sge[i].length = BUF_SIZE;
+		sge[i].lkey = p.a.mr->lkey;
+	}
+	wr.wr.rdma.remote_addr = (uintptr_t)p.b.buf;
+	wr.wr.rdma.rkey = p.b.mr->rkey + 256;
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	assert_int_equal(ibv_post_send(p.a.qp, &wr, &bad), 0);
+	poll_one(p.a.cq, &wc);
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	assert_int_equal(wc.wr_id, 6);
+	assert_int_equal(wc.status, IBV_WC_REM_ACCESS_ERR);
+	/* Not after timeouts: 4.096 us * 2^10 * 8 tries is 33 ms. */
+	assert_true((t1.tv_sec - t0.tv_sec) * 1000000000L + t1.tv_nsec -
+			    t0.tv_nsec <
+		    1000000000L);
+	zero = calloc(1, BUF_SIZE);
+	assert_non_null(zero);
+	assert_memory_equal(p.b.buf, zero, BUF_SIZE);
+	free(zero);
+	pair_fini(&p);
+}
+
 static void test_rc_bad_lkey(void **state)
 {
 	struct pair p;
@@ -963,6 +1011,7 @@ int main(void)
 		cmocka_unit_test(test_rc_read_atomic),
 		cmocka_unit_test(test_rc_polled_acks_around_reads),
 		cmocka_unit_test(test_rc_bad_rkey),
+		cmocka_unit_test(test_rc_bad_rkey_long),
 		cmocka_unit_test(test_rc_bad_lkey),
 		cmocka_unit_test(test_rc_rnr),
 		cmocka_unit_test(test_flush),

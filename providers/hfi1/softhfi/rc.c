@@ -681,11 +681,18 @@ static void recv_atomic(struct sengine *e, struct softhfi_qp *qp,
 static void recv_answer(struct sengine *e, struct slink *l,
 			struct softhfi_qp *qp, const struct spkt *h)
 {
+	uint32_t out = qp->sq_next - qp->sq_done;
 	struct swqe *w;
 
+	/*
+	 * A NAK may also answer the message still being sent (sq_off): its
+	 * first packet was enough for the responder to refuse it (a bad
+	 * rkey, no receive), and the rest is not to wait for.
+	 */
+	if (h->op == SP_NAK && qp->sq_off)
+		out++;
 	/* An ACK may answer several messages in flight, the rest just one. */
-	if (qp->sq_done == qp->sq_next || qp->state == SQP_ERR ||
-	    h->ssn - qp->sq_done >= qp->sq_next - qp->sq_done ||
+	if (!out || qp->state == SQP_ERR || h->ssn - qp->sq_done >= out ||
 	    (h->op != SP_ACK && h->ssn != qp->sq_done)) {
 		slink_drop(e, l, h->len);
 		return;
@@ -765,6 +772,11 @@ static void recv_answer(struct sengine *e, struct slink *l,
 			qp->wait_until = sengine_now() +
 					 rnr_usec[h->total & 31] * 1000ull;
 			return;
+		}
+		if (qp->sq_next == qp->sq_done) {
+			/* The message being sent: it goes no further. */
+			qp->sq_next++;
+			qp->sq_off = 0;
 		}
 		complete_send(qp, h->key == SNAK_ACCESS	 ? SWC_REM_ACCESS_ERR :
 				  h->key == SNAK_INV_REQ ? SWC_REM_INV_REQ_ERR :
