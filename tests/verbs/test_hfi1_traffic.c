@@ -105,6 +105,9 @@ static void side_fini(struct side *s, bool close_ctx)
 		assert_int_equal(ibv_close_device(s->ctx), 0);
 }
 
+/* The RC answer timeout of the QPs to_rts() brings up: 4.096 us * 2^n. */
+static uint8_t rc_timeout = 10;
+
 static int to_rts(struct side *s, const struct side *peer, uint8_t rnr_retry,
 		  uint8_t retry_cnt)
 {
@@ -150,7 +153,7 @@ static int to_rts(struct side *s, const struct side *peer, uint8_t rnr_retry,
 	a.qp_state = IBV_QPS_RTS;
 	mask = IBV_QP_STATE | IBV_QP_SQ_PSN;
 	if (t == IBV_QPT_RC) {
-		a.timeout = 10;
+		a.timeout = rc_timeout;
 		a.retry_cnt = retry_cnt;
 		a.rnr_retry = rnr_retry;
 		a.max_rd_atomic = 4;
@@ -352,6 +355,68 @@ static void test_rc_write(void **state)
 static void test_uc_write(void **state)
 {
 	do_write(IBV_QPT_UC);
+}
+
+/*
+ * A WRITE of 64 MiB, into memory registered just before, with an answer
+ * timeout shorter than the whole message takes: the timeout runs from
+ * the last packet sent, so a long message is not sent again, and an ACK
+ * that comes while a message is being sent again completes it.
+ */
+static void do_write_long(uint8_t timeout)
+{
+	const size_t len = 64 << 20;
+	struct ibv_mr *smr, *dmr;
+	struct ibv_sge sge;
+	struct ibv_send_wr wr = {
+		.wr_id = 8,
+		.sg_list = &sge,
+		.num_sge = 1,
+		.opcode = IBV_WR_RDMA_WRITE,
+		.send_flags = IBV_SEND_SIGNALED,
+	}, *bad;
+	struct pair p;
+	struct ibv_wc wc;
+	char *src, *dst;
+
+	rc_timeout = timeout;
+	pair_init(&p, IBV_QPT_RC, true);
+	rc_timeout = 10;
+	src = mmap(NULL, len, PROT_READ | PROT_WRITE,
+		   MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	dst = mmap(NULL, len, PROT_READ | PROT_WRITE,
+		   MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	assert_true(src != MAP_FAILED);
+	assert_true(dst != MAP_FAILED);
+	fill(src, len, 23);
+	smr = ibv_reg_mr(p.a.pd, src, len, IBV_ACCESS_LOCAL_WRITE);
+	dmr = ibv_reg_mr(p.b.pd, dst, len,
+			 IBV_ACCESS_LOCAL_WRITE | IBV_ACCESS_REMOTE_WRITE);
+	assert_non_null(smr);
+	assert_non_null(dmr);
+	sge.addr = (uintptr_t)src;
+	sge.length = len;
+	sge.lkey = smr->lkey;
+	wr.wr.rdma.remote_addr = (uintptr_t)dst;
+	wr.wr.rdma.rkey = dmr->rkey;
+	assert_int_equal(ibv_post_send(p.a.qp, &wr, &bad), 0);
+	poll_one(p.a.cq, &wc);
+	assert_int_equal(wc.wr_id, 8);
+	assert_int_equal(wc.status, IBV_WC_SUCCESS);
+	assert_memory_equal(src, dst, len);
+	assert_int_equal(ibv_dereg_mr(smr), 0);
+	assert_int_equal(ibv_dereg_mr(dmr), 0);
+	munmap(src, len);
+	munmap(dst, len);
+	pair_fini(&p);
+}
+
+static void test_rc_write_long(void **state)
+{
+	/* 67 ms: about what the first placement into new pages takes. */
+	do_write_long(14);
+	/* 4.2 ms: less than any 64 MiB message takes. */
+	do_write_long(10);
 }
 
 static void test_rc_read_atomic(void **state)
@@ -1008,6 +1073,7 @@ int main(void)
 		cmocka_unit_test(test_uc_send),
 		cmocka_unit_test(test_rc_write),
 		cmocka_unit_test(test_uc_write),
+		cmocka_unit_test(test_rc_write_long),
 		cmocka_unit_test(test_rc_read_atomic),
 		cmocka_unit_test(test_rc_polled_acks_around_reads),
 		cmocka_unit_test(test_rc_bad_rkey),

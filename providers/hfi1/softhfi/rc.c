@@ -685,17 +685,23 @@ static void recv_answer(struct sengine *e, struct slink *l,
 	struct swqe *w;
 
 	/*
-	 * A NAK may also answer the message still being sent (sq_off): its
-	 * first packet was enough for the responder to refuse it (a bad
-	 * rkey, no receive), and the rest is not to wait for.
+	 * The message still being sent (sq_off) may have its answer already:
+	 * a NAK, its first packet being enough for the responder to refuse
+	 * it (a bad rkey, no receive); or, when it is sent again after a
+	 * timeout, the ACK of the copy that had arrived whole.
 	 */
-	if (h->op == SP_NAK && qp->sq_off)
+	if (qp->sq_off)
 		out++;
 	/* An ACK may answer several messages in flight, the rest just one. */
 	if (!out || qp->state == SQP_ERR || h->ssn - qp->sq_done >= out ||
 	    (h->op != SP_ACK && h->ssn != qp->sq_done)) {
 		slink_drop(e, l, h->len);
 		return;
+	}
+	if (h->ssn == qp->sq_next) {
+		/* It goes no further; the responder drops what came of it. */
+		qp->sq_next++;
+		qp->sq_off = 0;
 	}
 	w = sq_slot(qp, qp->sq_done);
 	switch (h->op) {
@@ -772,11 +778,6 @@ static void recv_answer(struct sengine *e, struct slink *l,
 			qp->wait_until = sengine_now() +
 					 rnr_usec[h->total & 31] * 1000ull;
 			return;
-		}
-		if (qp->sq_next == qp->sq_done) {
-			/* The message being sent: it goes no further. */
-			qp->sq_next++;
-			qp->sq_off = 0;
 		}
 		complete_send(qp, h->key == SNAK_ACCESS	 ? SWC_REM_ACCESS_ERR :
 				  h->key == SNAK_INV_REQ ? SWC_REM_INV_REQ_ERR :
@@ -1161,6 +1162,12 @@ static bool send_one_packet(struct sengine *e, struct softhfi_qp *qp,
 	}
 	if (err)
 		return false;
+	/*
+	 * The answer is due a timeout after a message's last packet, not its
+	 * first: one that takes longer than that to send is not lost.
+	 */
+	if (qp->sq_off)
+		qp->ack_deadline = 0;
 	qp->sq_off += n;
 	arm_ack_timer(qp);
 	if (qp->sq_off == w->length) {
