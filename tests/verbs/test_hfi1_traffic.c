@@ -601,9 +601,13 @@ static void test_rc_rnr(void **state)
 	struct ibv_wc wc;
 
 	pair_init(&p, IBV_QPT_RC, true);
-	/* rnr_retry 7: for ever, so a late receive still gets it. */
+	/*
+	 * rnr_retry 7: for ever, so a late receive still gets it, however
+	 * late: RNR NAKs answer the SEND, so the answer timeouts (timeout
+	 * 10, retry_cnt 7: 33 ms) never fail it.
+	 */
 	assert_int_equal(post_send(&p.a, IBV_WR_SEND, 0, 100, 0, 0, 1, 0), 0);
-	usleep(20000);
+	usleep(150000);
 	post_recv(&p.b, 0, 4096, 9);
 	poll_one(p.a.cq, &wc);
 	assert_int_equal(wc.status, IBV_WC_SUCCESS);
@@ -627,6 +631,78 @@ static void test_rc_rnr(void **state)
 		assert_int_equal(wc.status, IBV_WC_RNR_RETRY_EXC_ERR);
 		pair_fini(&p);
 	}
+}
+
+/*
+ * RNR on a SEND longer than the link holds: the RNR NAK comes back while
+ * the rest is still being sent. With rnr_retry 0 it fails the SEND with
+ * RNR_RETRY_EXC_ERR; with 7, the SEND starts again after the RNR timer
+ * and lands whole once a receive is posted. 16 MiB: four SGEs over the
+ * 4 MiB buffer on both sides.
+ */
+static void send_long(struct side *s, uint64_t id)
+{
+	struct ibv_sge sge[4];
+	struct ibv_send_wr wr = {
+		.wr_id = id,
+		.sg_list = sge,
+		.num_sge = 4,
+		.opcode = IBV_WR_SEND,
+		.send_flags = IBV_SEND_SIGNALED,
+	}, *bad;
+	int i;
+
+	for (i = 0; i < 4; i++) {
+		sge[i].addr = (uintptr_t)s->buf;
+		sge[i].length = BUF_SIZE;
+		sge[i].lkey = s->mr->lkey;
+	}
+	assert_int_equal(ibv_post_send(s->qp, &wr, &bad), 0);
+}
+
+static void test_rc_rnr_long(void **state)
+{
+	struct ibv_context *c0, *c1;
+	struct ibv_recv_wr rwr = { .wr_id = 9, .num_sge = 4 }, *rbad;
+	struct ibv_sge sge[4];
+	struct pair p;
+	struct ibv_wc wc;
+	int i;
+
+	c0 = open_dev("hfi1_0");
+	c1 = open_dev("hfi1_1");
+	assert_non_null(c0);
+	assert_non_null(c1);
+	side_init(&p.a, c0, IBV_QPT_RC);
+	side_init(&p.b, c1, IBV_QPT_RC);
+	assert_int_equal(to_rts(&p.a, &p.b, 0, 7), 0);
+	assert_int_equal(to_rts(&p.b, &p.a, 0, 7), 0);
+	send_long(&p.a, 1);
+	poll_one(p.a.cq, &wc);
+	assert_int_equal(wc.wr_id, 1);
+	assert_int_equal(wc.status, IBV_WC_RNR_RETRY_EXC_ERR);
+	pair_fini(&p);
+
+	pair_init(&p, IBV_QPT_RC, true);
+	fill(p.a.buf, BUF_SIZE, 19);
+	send_long(&p.a, 2);
+	usleep(20000);
+	for (i = 0; i < 4; i++) {
+		sge[i].addr = (uintptr_t)p.b.buf;
+		sge[i].length = BUF_SIZE;
+		sge[i].lkey = p.b.mr->lkey;
+	}
+	rwr.sg_list = sge;
+	assert_int_equal(ibv_post_recv(p.b.qp, &rwr, &rbad), 0);
+	poll_one(p.a.cq, &wc);
+	assert_int_equal(wc.wr_id, 2);
+	assert_int_equal(wc.status, IBV_WC_SUCCESS);
+	poll_one(p.b.cq, &wc);
+	assert_int_equal(wc.status, IBV_WC_SUCCESS);
+	assert_int_equal(wc.wr_id, 9);
+	assert_int_equal(wc.byte_len, 4 * BUF_SIZE);
+	assert_memory_equal(p.a.buf, p.b.buf, BUF_SIZE);
+	pair_fini(&p);
 }
 
 static void test_flush(void **state)
@@ -1080,6 +1156,7 @@ int main(void)
 		cmocka_unit_test(test_rc_bad_rkey_long),
 		cmocka_unit_test(test_rc_bad_lkey),
 		cmocka_unit_test(test_rc_rnr),
+		cmocka_unit_test(test_rc_rnr_long),
 		cmocka_unit_test(test_flush),
 		cmocka_unit_test(test_peer_lost),
 		cmocka_unit_test(test_ud),

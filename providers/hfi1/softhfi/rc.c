@@ -769,6 +769,12 @@ static void recv_answer(struct sengine *e, struct slink *l,
 			qp->sq_off = 0;
 			qp->rd_out = 0;
 			qp->rsp_off = 0;
+			/*
+			 * An answer: the RNR timer, not the answer timeout,
+			 * runs now (as rdmavt stops its retry timer), and
+			 * the message sent again arms that afresh.
+			 */
+			qp->ack_deadline = 0;
 			if (qp->rnr_retry != 7 &&
 			    ++qp->rnr_tries > qp->rnr_retry) {
 				complete_send(qp, SWC_RNR_RETRY_EXC_ERR);
