@@ -1,8 +1,8 @@
 #!/bin/bash
 # Runs every test of libhfi1: the C unit tests, the bring-up tests and the
 # pyverbs tests on a private soft HFI, then the Debian packages (built,
-# installed, used and purged) and the RPM spec (built), then the C unit tests and the C verbs
-# tests (label asan) again under AddressSanitizer and
+# installed, used and purged) and the RPM spec (built), then the C unit tests, the C verbs
+# tests and the showcase (label asan) again under AddressSanitizer and
 # UndefinedBehaviorSanitizer, those of label tsan under ThreadSanitizer,
 # then the soft HFI's
 # libFuzzer target for HFI1_FUZZ_SECONDS (60 by default).
@@ -33,7 +33,7 @@ build build-asan -DHFI1_SANITIZE=address,undefined
 # Only programs built here: an uninstrumented program (python, ibv_devices)
 # cannot load the instrumented provider ("ASan runtime does not come first"),
 # so the pyverbs and bring-up tests stay out.
-echo "== ctest (build-asan: unit and C verbs tests under ASan+UBSan)"
+echo "== ctest (build-asan: unit, C verbs tests and showcase under ASan+UBSan)"
 ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
 	ctest --test-dir build-asan --output-on-failure --timeout 600 \
