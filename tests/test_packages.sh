@@ -5,9 +5,10 @@
 # tree (dpkg-buildpackage -us -uc -b, parallel, no tests inside), lintian
 # finds no error in them, they install into this machine, the installed
 # hfi1-soft brings up soft HFIs (up-all, as hfi1-soft.service does) that
-# ibv_devinfo and the installed hfi1_demo use through the installed
-# provider, which libibverbs loads after rdma-core's hfi1verbs; a program
-# builds against the -dev package. Then they are purged, and nothing of
+# ibv_devinfo and the installed hfi1_demo and hfi1_showcase use through
+# the installed provider, which libibverbs loads after rdma-core's
+# hfi1verbs; a program builds against the -dev package. Then they are
+# purged, and nothing of
 # theirs is left: no file, no dpkg record, no systemd link, and every
 # other provider loads as before.
 #
@@ -199,6 +200,12 @@ OUT=$(clean timeout 60 /usr/bin/hfi1_mrstat -- \
 RC=$?
 check "the installed hfi1_demo runs under the installed hfi1_mrstat ($((SECONDS - START)) s)" \
 	'[ "$RC" -eq 0 ] || show "$OUT"'
+START=$SECONDS
+OUT=$(clean timeout 60 /usr/bin/hfi1_mrstat -- \
+      /usr/bin/hfi1_showcase -d hfi1_0 -D hfi1_1 2>&1)
+RC=$?
+check "the installed hfi1_showcase passes, under hfi1_mrstat ($((SECONDS - START)) s)" \
+	'[ "$RC" -eq 0 ] && grep -q "^verdict: PASS" <<<"$OUT" || show "$OUT"'
 
 # The -dev package: a program builds with pkg-config and calls hfi1dv.
 printf '%s\n' '#include <errno.h>' '#include <infiniband/hfi1dv.h>' \

@@ -61,7 +61,8 @@ check "libhfi1: the provider, its link and hfi1.driver" \
 	     /etc/libibverbs.d/hfi1.driver'
 check "libhfi1-utils: the tools, their man pages and kernel-boot's files" \
 	'has libhfi1-utils /usr/bin/hfi1-soft /usr/bin/hfi1_mrstat \
-	     /usr/bin/hfi1_demo "/usr/share/man/man8/hfi1-soft\.8.*" \
+	     /usr/bin/hfi1_demo /usr/bin/hfi1_showcase \
+	     "/usr/share/man/man8/hfi1-soft\.8.*" \
 	     "/usr/share/man/man8/hfi1-soft\.service\.8.*" \
 	     "/usr/share/man/man1/hfi1_mrstat\.1.*" \
 	     ".*/systemd/system/hfi1-soft\.service" \
