@@ -65,6 +65,7 @@ check "libhfi1-utils: the tools, their man pages and kernel-boot's files" \
 	     "/usr/share/man/man8/hfi1-soft\.8.*" \
 	     "/usr/share/man/man8/hfi1-soft\.service\.8.*" \
 	     "/usr/share/man/man1/hfi1_mrstat\.1.*" \
+	     "/usr/share/man/man1/hfi1_showcase\.1.*" \
 	     ".*/systemd/system/hfi1-soft\.service" \
 	     ".*/udev/rules\.d/70-libhfi1\.rules" /etc/hfi1-soft.conf \
 	     /etc/modprobe.d/libhfi1.conf /etc/security/limits.d/libhfi1.conf'
