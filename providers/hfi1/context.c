@@ -12,6 +12,7 @@
 #include "backend.h"
 #include "evloop.h"
 #include "mr.h"
+#include "stats.h"
 #include "verbs.h"
 
 void hfi1_log_line(void *arg, int level, const char *msg)
@@ -60,9 +61,20 @@ struct verbs_context *hfi1_alloc_context(struct ibv_device *ibdev, int cmd_fd,
 		ret = errno;
 		goto err_async;
 	}
+	/*
+	 * Before the backend: what it serves may count there (the soft
+	 * HFI's data path). Where the MR cache is, as its counters are.
+	 */
+	if (be->flags & HFI1_BACKEND_MR_CACHE) {
+		ctx->stats = hfi1_stats_open(ibdev->name, hfi1_log_line, ctx);
+		if (!ctx->stats) {
+			ret = ENOMEM;
+			goto err_evloop;
+		}
+	}
 	ret = be->open(ctx);
 	if (ret)
-		goto err_evloop;
+		goto err_stats;
 	if (be->flags & HFI1_BACKEND_MR_CACHE) {
 		ret = hfi1_mr_init(ctx);
 		if (ret)
@@ -80,6 +92,8 @@ err_close:
 	if (be->close)
 		be->close(ctx);
 	hfi1_drv_close(ctx->drv);
+err_stats:
+	hfi1_stats_close(ctx->stats);
 err_evloop:
 	hfi1_evloop_destroy(ctx->evloop);
 err_async:
@@ -120,6 +134,8 @@ void hfi1_free_context(struct ibv_context *ibctx)
 	if (be->close)
 		be->close(ctx);
 	hfi1_drv_close(ctx->drv);
+	/* After all that counts there: the cache and the backend. */
+	hfi1_stats_close(ctx->stats);
 	hfi1_async_cleanup(ctx);
 	pthread_mutex_destroy(&ctx->obj_lock);
 	verbs_uninit_context(&ctx->ibv_ctx);

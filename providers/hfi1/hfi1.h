@@ -24,6 +24,7 @@
 struct hfi1_backend;
 struct hfi1_evloop;
 struct hfi1_mr_state;
+struct hfi1_stats;
 
 /*
  * The library is built with hidden visibility; what libhfi1.map exports
@@ -119,6 +120,12 @@ struct hfi1_context {
 	struct hfi1_evloop *evloop;
 	/* MRs over the MR cache, where the backend has it (else NULL). */
 	struct hfi1_mr_state *mr;
+	/*
+	 * The context's counters, in the stats file hfi1_mrstat(1) reads
+	 * (stats.h): there where the MR cache is (else NULL). Opened before
+	 * the backend, closed after it, so that all of them may write there.
+	 */
+	struct hfi1_stats *stats;
 
 	pthread_mutex_t obj_lock; /* protects the fields below */
 	unsigned int num_pd;

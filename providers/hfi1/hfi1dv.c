@@ -153,7 +153,7 @@ HFI1_EXPORT int hfi1dv_query_mr_cache(struct ibv_context *context,
 	ret = check_out_mask(ctx, stats->comp_mask);
 	if (ret)
 		return ret;
-	c = hfi1_stats_counters(ctx->mr->stats);
+	c = hfi1_stats_counters(ctx->stats);
 #define LOAD(f) atomic_load_explicit(&c->f, memory_order_relaxed)
 	full.hits = LOAD(hits);
 	full.misses = LOAD(misses);
@@ -224,7 +224,7 @@ hfi1dv_set_mr_cache_limits(struct ibv_context *context,
 			 strerror(ret));
 		return ret;
 	}
-	hfi1_stats_set_limits(ctx->mr->stats, &l);
+	hfi1_stats_set_limits(ctx->stats, &l);
 	return 0;
 }
 

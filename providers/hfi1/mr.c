@@ -668,30 +668,23 @@ int hfi1_mr_init(struct hfi1_context *ctx)
 		ret = ENOMEM;
 		goto err_history_lock;
 	}
-	/* The counters live in the stats file hfi1_mrstat(1) reads. */
-	mrs->stats = hfi1_stats_open(ctx->ibv_ctx.context.device->name,
-				     hfi1_log_line, ctx);
-	if (!mrs->stats) {
-		ret = ENOMEM;
-		goto err_history;
-	}
-
 	mrs->mrc_ops.invalidated = mr_invalidated;
 	mrs->mrc_ops.log = hfi1_log_line;
 	mrs->mrc_ops.hold = mr_cache_hold;
 	mrs->mrc_ops.release = mr_cache_release;
 	mrs->mrc_ops.arg = ctx;
 	hfi1_env_mr_cache_limits(&limits, hfi1_log_line, ctx);
+	/* The counters live in the stats file hfi1_mrstat(1) reads. */
 	mrs->mrc =
 		hfi1_mrc_create(ctx->drv, &limits,
-				hfi1_stats_counters(mrs->stats), &mrs->mrc_ops);
+				hfi1_stats_counters(ctx->stats), &mrs->mrc_ops);
 	if (!mrs->mrc) {
 		ret = errno;
 		hfi1_err(ctx, "cannot create the MR cache: %s\n",
 			 strerror(ret));
-		goto err_stats;
+		goto err_history;
 	}
-	hfi1_stats_set_limits(mrs->stats, &limits);
+	hfi1_stats_set_limits(ctx->stats, &limits);
 	/* A backend without an event fd has -1: nothing to watch. */
 	if (ctx->drv->event_fd >= 0) {
 		ret = hfi1_evloop_add(ctx->evloop, ctx->drv->event_fd,
@@ -704,8 +697,6 @@ int hfi1_mr_init(struct hfi1_context *ctx)
 
 err_mrc:
 	hfi1_mrc_destroy(mrs->mrc);
-err_stats:
-	hfi1_stats_close(mrs->stats);
 err_history:
 	free(mrs->history.recs);
 err_history_lock:
@@ -733,8 +724,6 @@ void hfi1_mr_cleanup(struct hfi1_context *ctx)
 	for (i = 0; i < HFI1_MR_CHUNKS; i++)
 		free(atomic_load_explicit(&mrs->table.chunks[i],
 					  memory_order_relaxed));
-	/* After the cache: it writes the counters until destroyed. */
-	hfi1_stats_close(mrs->stats);
 	free(mrs->history.recs);
 	pthread_spin_destroy(&mrs->history.lock);
 	pthread_spin_destroy(&mrs->table.lock);

@@ -15,8 +15,6 @@
 #include "hfi1.h"
 #include "mr_cache.h"
 
-struct hfi1_stats;
-
 /*
  * One translation of an MR: its hold on a cache entry and the registration
  * it serves, constant while the ref is taken. An MR has two, so that
@@ -105,7 +103,6 @@ struct hfi1_mr_history {
 struct hfi1_mr_state {
 	struct hfi1_mrc *mrc; /* the MR cache over ctx->drv */
 	struct hfi1_mrc_ops mrc_ops;
-	struct hfi1_stats *stats; /* its counters, in a stats file */
 	struct hfi1_mr_table table;
 	struct hfi1_mr_history history;
 };
@@ -116,9 +113,10 @@ static inline struct hfi1_mr *to_hfi1_mr(struct ibv_mr *ibmr)
 }
 
 /*
- * After ctx->drv is open and before the event thread starts: the MR
- * table, the history, the cache; registers the driver's event fd with
- * ctx->evloop. 0 or an errno.
+ * After ctx->drv and ctx->stats are open and before the event thread
+ * starts: the MR table, the history, the cache (its counters in
+ * ctx->stats); registers the driver's event fd with ctx->evloop. 0 or an
+ * errno.
  */
 int hfi1_mr_init(struct hfi1_context *ctx);
 /* After the event thread stopped; nothing if hfi1_mr_init() was not run. */

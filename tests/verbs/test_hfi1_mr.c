@@ -966,7 +966,7 @@ static void test_fork(void **state)
 	/* Nothing the child did shows in the parent. */
 	query_cache(f->ctx, &after);
 	assert_memory_equal(&after, &before, sizeof(before));
-	path = hfi1_stats_path(hctx->mr->stats);
+	path = hfi1_stats_path(hctx->stats);
 	if (path)
 		assert_int_equal(access(path, F_OK), 0);
 	assert_int_equal(hfi1dv_query_mr(mr, &attr, sizeof(attr)), 0);
