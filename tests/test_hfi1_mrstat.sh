@@ -11,11 +11,12 @@
 # a live process, the -- CMD mode (children, exit status, signals, its
 # directory removed), --clean of stale files (dead pid, start time of
 # another process) but not of live ones, bad files skipped with a
-# message (truncated, garbage, another version, a FIFO, a symlink), the
-# next context's open removing a dead process's file, and, as root, files
-# user nobody makes under the names of root's processes: not shown as
-# theirs, not keeping a process from publishing, removed by --clean only
-# when their pid is gone (nobody's --clean: only nobody's).
+# message (truncated, garbage, another version, also a shorter one, a
+# FIFO, a symlink), the next context's open removing a dead process's
+# file, and, as root, files user nobody makes under the names of root's
+# processes: not shown as theirs, not keeping a process from publishing,
+# removed by --clean only when their pid is gone (nobody's --clean: only
+# nobody's).
 # Prints one line per check and "N passed, N failed"; exits 1 on a failure.
 
 # Checks are shell expressions in single quotes, evaluated by check():
@@ -258,6 +259,9 @@ if [ -n "${live:-}" ] && [ -e "$DIR/$live" ]; then
 	head -c 216 /dev/urandom >"$DIR/libhfi1.$$.11.stats"
 	cp -- "$DIR/$live" "$DIR/libhfi1.$$.12.stats"
 	patch "$DIR/libhfi1.$$.12.stats" $OFF_VERSION 99
+	# Another version's layout, shorter than ours: version 98, 100 bytes.
+	head -c 100 -- "$DIR/$live" >"$DIR/libhfi1.$$.17.stats"
+	patch "$DIR/libhfi1.$$.17.stats" $OFF_VERSION $((98 | 100 << 32))
 	mkfifo "$DIR/libhfi1.$$.13.stats"
 	ln -s -- "$DIR/$live" "$DIR/libhfi1.$$.14.stats"
 	cp -- "$DIR/$live" "$DIR/libhfi1.$$.15.stats" # header says another pid
@@ -267,12 +271,15 @@ if [ -n "${live:-}" ] && [ -e "$DIR/$live" ]; then
 	check "bad files: the good one is still listed, exit 0" \
 		'[ "$RC" -eq 0 ] && [ "$(grep -c "^pid " <<<"$OUT")" -eq 1 ] &&
 		 grep -q "^pid $HOLDER " <<<"$OUT"'
+	size=$(stat -c %s -- "$DIR/$live")
 	check "bad files: truncated" \
-		'grep -q "libhfi1.$$.10.stats: truncated (20 of 216 bytes), skipped" <<<"$ERR"'
+		'grep -q "libhfi1.$$.10.stats: truncated (20 of $size bytes), skipped" <<<"$ERR"'
 	check "bad files: garbage" \
 		'grep -q "libhfi1.$$.11.stats: bad magic, skipped" <<<"$ERR"'
 	check "bad files: another version" \
 		'grep -q "libhfi1.$$.12.stats: version 99.*skipped" <<<"$ERR"'
+	check "bad files: another version, shorter: its version, not truncated" \
+		'grep -q "libhfi1.$$.17.stats: version 98, size 100: this tool reads version [0-9]*, size $size, skipped" <<<"$ERR"'
 	check "bad files: a FIFO" \
 		'grep -q "libhfi1.$$.13.stats: not a regular file, skipped" <<<"$ERR"'
 	check "bad files: a symlink is not followed" \

@@ -106,10 +106,11 @@ bool hfi1_stats_parse_name(const char *name, long *pid, uint64_t *n);
 /*
  * Reads @name of @dirfd into @f, a copy, and its status into @st; checks
  * it before anyone uses it. The file is opened without following a link
- * or blocking (a FIFO), must be a regular file at least as long as the
- * struct, is read with pread() (never mapped: a file truncated under a
- * mapping is SIGBUS), and must have the magic, version and size of this
- * build and a header that matches its name. 0, or an errno with the
+ * or blocking (a FIFO), must be a regular file, is read with pread()
+ * (never mapped: a file truncated under a mapping is SIGBUS), and must
+ * have the magic, version and size of this build (a file of another
+ * version is refused as such, whatever its length), the whole struct and
+ * a header that matches its name. 0, or an errno with the
  * reason in @why (@whylen bytes; NULL and 0 for none).
  */
 int hfi1_stats_read(int dirfd, const char *name, struct hfi1_stats_file *f,

@@ -8,6 +8,7 @@
 #include <inttypes.h>
 #include <limits.h>
 #include <signal.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -133,18 +134,20 @@ int hfi1_stats_read(int dirfd, const char *name, struct hfi1_stats_file *f,
 		close(fd);
 		return EINVAL;
 	}
-	if (st->st_size < (off_t)sizeof(*f)) {
-		snprintf(why, whylen, "truncated (%lld of %zu bytes)",
-			 (long long)st->st_size, sizeof(*f));
-		close(fd);
-		return EINVAL;
-	}
 	got = pread(fd, f, sizeof(*f), 0);
 	close(fd);
-	if (got != (ssize_t)sizeof(*f)) {
-		snprintf(why, whylen, "short read (%zd of %zu bytes)", got,
-			 sizeof(*f));
+	if (got < 0) {
+		snprintf(why, whylen, "%s", strerror(errno));
 		return EIO;
+	}
+	/*
+	 * The version before the length: the file of a libhfi1 whose layout
+	 * is shorter than ours says so, not that it is truncated.
+	 */
+	if ((size_t)got < offsetof(struct hfi1_stats_file, pid)) {
+		snprintf(why, whylen, "truncated (%zd of %zu bytes)", got,
+			 sizeof(*f));
+		return EINVAL;
 	}
 	if (memcmp(f->magic, HFI1_STATS_MAGIC, sizeof(f->magic))) {
 		snprintf(why, whylen, "bad magic");
@@ -155,6 +158,11 @@ int hfi1_stats_read(int dirfd, const char *name, struct hfi1_stats_file *f,
 			 "version %" PRIu32 ", size %" PRIu32
 			 ": this tool reads version %d, size %zu",
 			 f->version, f->size, HFI1_STATS_VERSION, sizeof(*f));
+		return EINVAL;
+	}
+	if ((size_t)got < sizeof(*f)) {
+		snprintf(why, whylen, "truncated (%zd of %zu bytes)", got,
+			 sizeof(*f));
 		return EINVAL;
 	}
 	/* Never trust the header's pid beyond the name's: it goes to kill(). */
