@@ -217,10 +217,10 @@ if hold; then
 	patch "$DIR/$reused" $OFF_START 1
 	patch "$DIR/$reused" $OFF_CTX 0
 	# Half made (no magic yet) by a live process, and by a dead one.
-	head -c 216 /dev/zero >"$DIR/libhfi1.$$.1.stats"
+	head -c 296 /dev/zero >"$DIR/libhfi1.$$.1.stats"
 	deadpid=${dead#libhfi1.}
 	deadpid=${deadpid%%.*}
-	head -c 216 /dev/zero >"$DIR/libhfi1.$deadpid.5.stats"
+	head -c 296 /dev/zero >"$DIR/libhfi1.$deadpid.5.stats"
 	run
 	check "stale files are not listed, and are counted" \
 		'[ "$RC" -eq 0 ] && [ "$(grep -c "^pid " <<<"$OUT")" -eq 1 ] &&
@@ -256,7 +256,7 @@ check "... but not with HFI1_STATS_KEEP=1" \
 # --- bad files are skipped, with a message --------------------------------
 if [ -n "${live:-}" ] && [ -e "$DIR/$live" ]; then
 	head -c 20 -- "$DIR/$live" >"$DIR/libhfi1.$$.10.stats"
-	head -c 216 /dev/urandom >"$DIR/libhfi1.$$.11.stats"
+	head -c 296 /dev/urandom >"$DIR/libhfi1.$$.11.stats"
 	cp -- "$DIR/$live" "$DIR/libhfi1.$$.12.stats"
 	patch "$DIR/libhfi1.$$.12.stats" $OFF_VERSION 99
 	# Another version's layout, shorter than ours: version 98, 100 bytes.
@@ -320,9 +320,10 @@ forge()
 	as_nobody "$PYTHON" -c 'import os, struct, sys
 d, pid, start = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
 for n in map(int, sys.argv[4:]):
-    head = struct.pack("<8sIIQQQ64sQQQQ", b"HFI1STAT", 1, 216, pid, start,
+    head = struct.pack("<8sIIQQQ64sQQQQ", b"HFI1STAT", 2, 296, pid, start,
                        n, b"hfi1_test", 0, 1, 1024, 0)
-    body = struct.pack("<10Q", 666, 1, 0, 0, 0, 0, 0, 0, 0, 0)
+    body = struct.pack("<10Q5Q5Q", 666, 1, *[0] * 8, *[0] * 5,
+                       666, 666, 666, 666, 666)
     fd = os.open(os.path.join(d, "libhfi1.%d.%d.stats" % (pid, n)),
                  os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
     os.write(fd, head + body)

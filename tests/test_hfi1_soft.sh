@@ -564,21 +564,22 @@ check "undone, the rundir is used again" \
 
 # --- down -------------------------------------------------------------------
 
-# [as_nobody] "$PYTHON" -c "$STATS_FILE" NAME PID START: a whole MR cache
-# stats file (hfi1_mrstat(1)). The system's python: nobody may run it.
+# [as_nobody] "$PYTHON" -c "$STATS_FILE" NAME PID START: a whole stats
+# file (hfi1_mrstat(1)). The system's python: nobody may run it.
 PYTHON=/usr/bin/python3
 STATS_FILE='import struct, sys
 with open(sys.argv[1], "xb") as f:
-    f.write(struct.pack("<8sIIQQQ64sQQQQ10Q", b"HFI1STAT", 1, 216,
+    f.write(struct.pack("<8sIIQQQ64sQQQQ10Q5Q5Q", b"HFI1STAT", 2, 296,
                         int(sys.argv[2]), int(sys.argv[3]), 0,
-                        b"hfi1_0", 0, 1, 1024, 0, *range(10)))'
+                        b"hfi1_0", 0, 1, 1024, 0, *range(10), *[0] * 5,
+                        *range(5)))'
 bash -c 'exit 0' &
 DEAD=$!
 wait "$DEAD"
 SELF_START=$(awk '{ print $22 }' "/proc/$$/stat")
 "$PYTHON" -c "$STATS_FILE" "$STATS/libhfi1.$DEAD.0.stats" "$DEAD" 1
 as_nobody "$PYTHON" -c "$STATS_FILE" "$STATS/libhfi1.$DEAD.1.stats" "$DEAD" 1
-head -c 216 /dev/zero >"$STATS/libhfi1.$DEAD.2.stats"
+head -c 296 /dev/zero >"$STATS/libhfi1.$DEAD.2.stats"
 echo target >"$TMP/stats-target"
 ln -s -- "$TMP/stats-target" "$STATS/libhfi1.$DEAD.3.stats"
 "$PYTHON" -c "$STATS_FILE" "$STATS/libhfi1.$$.0.stats" $$ "$SELF_START"

@@ -24,6 +24,7 @@
 #include "softhfi.h"
 #include "softhfi_verbs.h"
 #include "srq.h"
+#include "stats.h"
 #include "verbs.h"
 
 /* The event thread's view of port 1, for change detection. */
@@ -363,6 +364,8 @@ static int soft_verbs_port(struct hfi1_context *ctx, char *fabric_dir,
 	port->lid = attr.lid;
 	/* Best effort: a tree without GIDs leaves GID[0] zero. */
 	hfi1_soft_read_gid(ctx, "ports/1/gids/0", port->gid);
+	/* The engine counts the context's data in its stats file. */
+	port->counters = ctx->stats ? hfi1_stats_data(ctx->stats) : NULL;
 	return 0;
 }
 

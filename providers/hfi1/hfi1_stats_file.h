@@ -1,14 +1,16 @@
 /* SPDX-License-Identifier: GPL-2.0 OR BSD-2-Clause */
 /*
  * The per-context stats file: the provider publishes each context's MR
- * cache counters in a small file that hfi1_mrstat(1) reads from outside.
+ * cache counters and data counters in a small file that hfi1_mrstat(1)
+ * reads from outside.
  *   directory: $HFI1_STATS_DIR, default /dev/shm
  *   name:      libhfi1.<pid>.<n>.stats (n: the process's context number),
  *              libhfi1.<pid>.<n>.<tag>.stats when another user took it
  *   HFI1_STATS=0      publish nothing (counters in private memory)
  *   HFI1_STATS_KEEP=1 leave the file at close/exit (hfi1_mrstat -- CMD)
- * The file is the struct below, mmapped shared; the cache writes the
- * counters in place (relaxed atomics), readers load them relaxed.
+ * The file is the struct below, mmapped shared; the cache and the soft
+ * HFI's engine write the counters in place (relaxed atomics), readers
+ * load them relaxed.
  * It is created with O_EXCL and mode 0600, filled, and gets its magic
  * last (after a release fence), so a file with the magic has a whole
  * header. Readers (hfi1_mrstat) must not trust it: they check st_size,
@@ -30,7 +32,7 @@
 #include <sys/types.h>
 
 #define HFI1_STATS_MAGIC "HFI1STAT"
-#define HFI1_STATS_VERSION 1
+#define HFI1_STATS_VERSION 2
 
 /* Where the files are when $HFI1_STATS_DIR is unset or empty. */
 #define HFI1_STATS_DEFAULT_DIR "/dev/shm"
@@ -65,6 +67,41 @@ struct hfi1_mrc_counters {
 	_Atomic uint64_t tids_used; /* TID entries programmed now */
 };
 
+/*
+ * A context's data counters, as an HCA's port counters (port_xmit_packets,
+ * port_xmit_data, port_rcv_packets, port_rcv_data), but of one context and
+ * in bytes of payload: a packet's header is not counted (sysfs's *_data
+ * are 4-byte words of whole packets). The soft HFI's engine keeps them
+ * (softhfi_verbs.h, struct softhfi_port); the storage belongs to the
+ * caller, as the MR cache's does.
+ *
+ * One writer at a time: the context's engine lock (softhfi/engine.h,
+ * e->lock) is held by whoever moves packets, the engine thread or a verb's
+ * thread doing the engine's work (a send it posts, a poll that finds its
+ * CQ empty). So each counter is a relaxed load and store under that lock,
+ * no locked read-modify-write; readers load them relaxed, without it.
+ */
+struct hfi1_data_counters {
+	/*
+	 * Packets put on the context's links: requests, data, answers (an
+	 * ACK that a polling requester reads in the link's doorbell is no
+	 * packet, on either side).
+	 */
+	_Atomic uint64_t xmit_packets;
+	_Atomic uint64_t xmit_bytes; /* their payload */
+	/* Packets taken from its links, whatever became of them. */
+	_Atomic uint64_t rcv_packets;
+	_Atomic uint64_t rcv_bytes; /* their payload */
+	/*
+	 * Bytes moved into the pinned pages of a registered buffer through
+	 * its TIDs (expected receive): RDMA WRITE payload, READ responses,
+	 * SEND payload landing in posted receives, atomics' 8 bytes (the new
+	 * value at the responder, the original one at the requester) and
+	 * UD's 40 bytes of GRH. Not what was dropped (RNR, errors).
+	 */
+	_Atomic uint64_t placed_bytes;
+};
+
 struct hfi1_stats_file {
 	char magic[8];
 	uint32_t version;
@@ -76,11 +113,20 @@ struct hfi1_stats_file {
 	_Atomic uint64_t closed; /* 1 once the context was closed */
 	_Atomic uint64_t limit_enabled, limit_max_entries, limit_max_bytes;
 	struct hfi1_mrc_counters counters;
+	/*
+	 * The data counters start a cache line of their own (offset 256):
+	 * the engine writes them per packet, the cache its own per
+	 * registration, in other threads.
+	 */
+	uint64_t reserved[5];
+	struct hfi1_data_counters data;
 };
 
 /* The layout is shared with other builds of the tool: no padding, fixed. */
-_Static_assert(sizeof(struct hfi1_stats_file) == 216,
+_Static_assert(sizeof(struct hfi1_stats_file) == 296,
 	       "struct hfi1_stats_file changed: bump HFI1_STATS_VERSION");
+_Static_assert(offsetof(struct hfi1_stats_file, data) == 256,
+	       "the data counters start a cache line");
 
 /*
  * Field 22 of /proc/<pid>/stat (the start time in clock ticks since

@@ -346,6 +346,11 @@ struct hfi1_mrc_counters *hfi1_stats_counters(struct hfi1_stats *s)
 	return &s->file->counters;
 }
 
+struct hfi1_data_counters *hfi1_stats_data(struct hfi1_stats *s)
+{
+	return &s->file->data;
+}
+
 void hfi1_stats_set_limits(struct hfi1_stats *s,
 			   const struct hfi1_mrc_limits *limits)
 {

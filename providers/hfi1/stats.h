@@ -1,8 +1,8 @@
 /* SPDX-License-Identifier: GPL-2.0 OR BSD-2-Clause */
 /*
  * The per-context stats file (hfi1_stats_file.h): where a context's MR
- * cache counters and limits live, so that hfi1_mrstat(1) can read them
- * from outside the process.
+ * cache counters and limits and its data counters live, so that
+ * hfi1_mrstat(1) can read them from outside the process.
  *
  * hfi1_stats_open() always gives counters: in a file of
  * $HFI1_STATS_DIR (default /dev/shm) named libhfi1.<pid>.<n>.stats (or
@@ -16,7 +16,8 @@
  * directory.
  *
  * Writers of the counters and the limits use relaxed atomics, as the
- * cache does (mr_cache.h); nothing here takes a lock.
+ * cache does (mr_cache.h), each set under its writer's own lock (the data
+ * counters: hfi1_stats_file.h); nothing here takes a lock.
  */
 #ifndef HFI1_STATS_H
 #define HFI1_STATS_H
@@ -51,6 +52,9 @@ void hfi1_stats_close(struct hfi1_stats *s);
 
 /* The counters to hand to hfi1_mrc_create(); valid until close. */
 struct hfi1_mrc_counters *hfi1_stats_counters(struct hfi1_stats *s);
+
+/* The data counters, for the soft HFI's engine; valid until close. */
+struct hfi1_data_counters *hfi1_stats_data(struct hfi1_stats *s);
 
 /* Publish the cache's limits (at create and after hfi1_mrc_set_limits()). */
 void hfi1_stats_set_limits(struct hfi1_stats *s,

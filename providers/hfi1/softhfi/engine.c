@@ -118,11 +118,16 @@ bool slink_room(struct sengine *e, struct slink *l, uint64_t payload)
 	return false;
 }
 
-/* A whole packet is on the link: the peer's poller may take it. */
-static void link_ring(struct slink *l)
+/*
+ * A whole packet of @len bytes of payload is on the link: the peer's
+ * poller may take it, and it is counted as sent.
+ */
+static void link_ring(struct slink *l, size_t len)
 {
 	atomic_fetch_add_explicit(&l->bell->side[l->side].sent, 1,
 				  memory_order_release);
+	sctr_add(&l->ctr->xmit_packets, 1);
+	sctr_add(&l->ctr->xmit_bytes, len);
 }
 
 /* A copy of the header of the packet we write next, for the peer. */
@@ -286,7 +291,7 @@ int slink_write(struct slink *l, const struct spkt *h, const struct iovec *iov,
 	l->queued_bound +=
 		((want + 4095) & ~(size_t)4095) + 2048 * (1 + want / 32768);
 	if (!err)
-		link_ring(l);
+		link_ring(l, len);
 	if (err) {
 		static const char zeros[4096];
 
@@ -301,7 +306,7 @@ int slink_write(struct slink *l, const struct spkt *h, const struct iovec *iov,
 			}
 			done += n;
 		}
-		link_ring(l);
+		link_ring(l, len);
 	}
 	return err;
 }
@@ -345,8 +350,11 @@ int slink_read_header(struct sengine *e, struct slink *l, struct spkt *h)
 	} else {
 		ret = slink_read_exact(e, l, h, sizeof(*h));
 	}
-	if (!ret)
+	if (!ret) {
 		l->rcvd++;
+		sctr_add(&l->ctr->rcv_packets, 1);
+		sctr_add(&l->ctr->rcv_bytes, h->len);
+	}
 	return ret;
 }
 
@@ -383,6 +391,7 @@ static struct slink *link_add(struct sengine *e, int fd,
 		return NULL;
 	}
 	l->fd = fd;
+	l->ctr = e->v->ctr;
 	l->bell = bell;
 	l->side = side;
 	l->kind = kind;

@@ -95,6 +95,7 @@ struct slink {
 	 * stream: every read of the stream reads them first.
 	 */
 	uint32_t skip;
+	struct hfi1_data_counters *ctr; /* the context's: sctr_add() */
 	struct softhfi_qp *qp; /* SWIRE_LINK_QP: its QP, once matched */
 	uint16_t rlid; /* the peer */
 	uint32_t rqpn;
@@ -296,6 +297,19 @@ uint32_t sqp_avail_locked(struct softhfi_qp *qp);
  * UINT64_MAX. e->lock.
  */
 uint64_t sqp_timer_bound_ns(const struct softhfi_qp *qp);
+
+/*
+ * A data counter of the context (v->ctr, hfi1_stats_file.h) grows by @n.
+ * Its only writer is whoever holds e->lock, the engine thread or a verb's
+ * thread doing the engine's work: a relaxed load and store, no locked
+ * read-modify-write. hfi1_mrstat(1) loads it relaxed from outside.
+ */
+static inline void sctr_add(_Atomic uint64_t *ctr, uint64_t n)
+{
+	atomic_store_explicit(
+		ctr, atomic_load_explicit(ctr, memory_order_relaxed) + n,
+		memory_order_relaxed);
+}
 
 static inline struct swqe *sq_slot(struct softhfi_qp *qp, uint32_t idx)
 {

@@ -218,6 +218,7 @@ static int place_mr(struct sengine *e, uint32_t key, uint32_t pdn,
 		}
 	}
 	ops->mr_put(mr);
+	sctr_add(&e->v->ctr->placed_bytes, *placed);
 	return err;
 }
 

@@ -39,6 +39,7 @@
 struct softhfi_cq;
 struct softhfi_qp;
 struct softhfi_srq;
+struct hfi1_data_counters;
 
 /* What the provider gives the verbs server of a context. */
 struct softhfi_verbs_ops {
@@ -80,6 +81,12 @@ struct softhfi_port {
 	const char *fabric_dir;
 	uint16_t lid;
 	uint8_t gid[16]; /* GID[0] */
+	/*
+	 * Where the engine counts the packets and bytes it sends, receives
+	 * and places (hfi1_stats_file.h: the context's stats file), until
+	 * softhfi_verbs_stop(); NULL: in the verbs server's own memory.
+	 */
+	struct hfi1_data_counters *counters;
 };
 
 /*

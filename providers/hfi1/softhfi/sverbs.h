@@ -23,6 +23,7 @@
 #include <sys/queue.h>
 #include <rdma/ib_user_ioctl_verbs.h> /* IB_UVERBS_QPT_*, _ACCESS_* */
 
+#include "hfi1_stats_file.h" /* struct hfi1_data_counters */
 #include "softhfi_verbs.h"
 
 struct softhfi_ctxt;
@@ -37,6 +38,9 @@ struct sverbs {
 	uint16_t lid;
 	uint8_t gid[16];
 	struct sengine *engine;
+	/* The port's, or own_ctr: written under the engine's lock. */
+	struct hfi1_data_counters *ctr;
+	struct hfi1_data_counters own_ctr;
 
 	/* cq.c: the CQs alive, which stop destroys; a leaf lock. */
 	pthread_mutex_t cq_lock;

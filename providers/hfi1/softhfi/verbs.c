@@ -55,6 +55,7 @@ int softhfi_verbs_start(struct hfi1_drv *drv, const struct softhfi_port *port,
 	v->drv = drv;
 	v->ops = *ops;
 	v->lid = port->lid;
+	v->ctr = port->counters ? port->counters : &v->own_ctr;
 	memcpy(v->gid, port->gid, sizeof(v->gid));
 	v->fabric_dir = strdup(port->fabric_dir);
 	if (!v->fabric_dir) {
