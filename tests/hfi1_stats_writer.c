@@ -9,8 +9,10 @@
  *
  * Context i (0-based) gets hits 90 + i, misses 10, evictions 3,
  * invalidations 4, invalidated_in_use 1, failures 2, entries 7,
- * idle_entries 5, pinned_bytes 1048576, tids_used 256 and the limits
- * enabled, max_entries 1024, max_bytes 0; device "hfi1_test".
+ * idle_entries 5, pinned_bytes 1048576, tids_used 256, the limits
+ * enabled, max_entries 1024, max_bytes 0, and the data counters
+ * xmit_packets 20, xmit_bytes 4096, rcv_packets 30, rcv_bytes 8192,
+ * placed_bytes 6144; device "hfi1_test".
  * --fork: a child opens one context of its own (hits 1000) and closes it
  * before the parent goes on. --hold: prints each file's path, then waits
  * for SIGTERM. --no-close: exits without closing (as a crash would).
@@ -42,6 +44,7 @@ static struct hfi1_stats *open_one(uint64_t hits)
 		.max_entries = 1024,
 		.max_bytes = 0,
 	};
+	struct hfi1_data_counters *d;
 	struct hfi1_mrc_counters *c;
 	struct hfi1_stats *s;
 
@@ -62,6 +65,12 @@ static struct hfi1_stats *open_one(uint64_t hits)
 	atomic_store_explicit(&c->pinned_bytes, 1048576, memory_order_relaxed);
 	atomic_store_explicit(&c->tids_used, 256, memory_order_relaxed);
 	hfi1_stats_set_limits(s, &limits);
+	d = hfi1_stats_data(s);
+	atomic_store_explicit(&d->xmit_packets, 20, memory_order_relaxed);
+	atomic_store_explicit(&d->xmit_bytes, 4096, memory_order_relaxed);
+	atomic_store_explicit(&d->rcv_packets, 30, memory_order_relaxed);
+	atomic_store_explicit(&d->rcv_bytes, 8192, memory_order_relaxed);
+	atomic_store_explicit(&d->placed_bytes, 6144, memory_order_relaxed);
 	return s;
 }
 

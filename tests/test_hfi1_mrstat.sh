@@ -1,22 +1,23 @@
 #!/bin/bash
 # SPDX-License-Identifier: GPL-2.0 OR BSD-2-Clause
 #
-# Tests of hfi1_mrstat, the MR cache counters tool, against stats files
-# that tests/hfi1_stats_writer.c makes with known values (no soft HFI).
+# Tests of hfi1_mrstat, the MR cache and data counters tool, against stats
+# files that tests/hfi1_stats_writer.c makes with known values (no soft
+# HFI).
 #
 #   tests/test_hfi1_mrstat.sh HFI1_MRSTAT HFI1_STATS_WRITER [PYTHON]
 #                                                      (ctest: hfi1_mrstat)
 #
 # Everything happens in a private HFI1_STATS_DIR. Checks: -p and --json of
-# a live process, the -- CMD mode (children, exit status, signals, its
-# directory removed), --clean of stale files (dead pid, start time of
-# another process) but not of live ones, bad files skipped with a
-# message (truncated, garbage, another version, also a shorter one, a
-# FIFO, a symlink), the next context's open removing a dead process's
-# file, and, as root, files user nobody makes under the names of root's
-# processes: not shown as theirs, not keeping a process from publishing,
-# removed by --clean only when their pid is gone (nobody's --clean: only
-# nobody's).
+# a live process (the MR cache's counters and limits, the data counters),
+# the -- CMD mode (children, exit status, signals, its directory removed),
+# --clean of stale files (dead pid, start time of another process) but not
+# of live ones, bad files skipped with a message (truncated, garbage,
+# another version, also a shorter one, a FIFO, a symlink), the next
+# context's open removing a dead process's file, and, as root, files user
+# nobody makes under the names of root's processes: not shown as theirs,
+# not keeping a process from publishing, removed by --clean only when
+# their pid is gone (nobody's --clean: only nobody's).
 # Prints one line per check and "N passed, N failed"; exits 1 on a failure.
 
 # Checks are shell expressions in single quotes, evaluated by check():
@@ -140,6 +141,9 @@ if hold --contexts 2; then
 	check "-p: hit ratio" 'line_is hit_ratio 0.9000'
 	check "-p: limits" 'line_is cache enabled &&
 		line_is max_entries 1024 && line_is max_bytes "0 \\(no limit\\)"'
+	check "-p: data counters" 'line_is xmit_packets 20 &&
+		line_is xmit_bytes 4096 && line_is rcv_packets 30 &&
+		line_is rcv_bytes 8192 && line_is placed_bytes 6144'
 
 	run -p "$pid" --json
 	check "--json: exits 0" '[ "$RC" -eq 0 ]'
@@ -147,6 +151,8 @@ if hold --contexts 2; then
 		'json "len(j[\"contexts\"]) == 2 and all(c[\"pid\"] == $pid for c in j[\"contexts\"])"'
 	check "--json: counters" \
 		'json "[c[\"counters\"][\"hits\"] for c in j[\"contexts\"]] == [90, 91] and j[\"contexts\"][0][\"counters\"] == dict(hits=90, misses=10, evictions=3, invalidations=4, invalidated_in_use=1, failures=2, entries=7, idle_entries=5, pinned_bytes=1048576, tids_used=256)"'
+	check "--json: data counters" \
+		'json "all(c[\"data\"] == dict(xmit_packets=20, xmit_bytes=4096, rcv_packets=30, rcv_bytes=8192, placed_bytes=6144) for c in j[\"contexts\"])"'
 	check "--json: context, device, state, ratio, limits" \
 		'json "j[\"contexts\"][0][\"context\"] == 0 and j[\"contexts\"][1][\"context\"] == 1 and j[\"contexts\"][0][\"device\"] == \"hfi1_test\" and j[\"contexts\"][0][\"closed\"] is False and abs(j[\"contexts\"][0][\"hit_ratio\"] - 0.9) < 1e-6 and j[\"contexts\"][0][\"limits\"] == dict(enabled=True, max_entries=1024, max_bytes=0)"'
 

@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: GPL-2.0 OR BSD-2-Clause
 /*
- * hfi1_mrstat: the MR cache counters of libhfi1's contexts, read from the
- * per-context stats files (providers/hfi1/hfi1_stats_file.h).
+ * hfi1_mrstat: the MR cache counters and data counters of libhfi1's
+ * contexts, read from the per-context stats files
+ * (providers/hfi1/hfi1_stats_file.h).
  *
  *   hfi1_mrstat [-d DIR] [-p PID] [--json]     live contexts (of PID)
  *   hfi1_mrstat [-d DIR] [--json] -- CMD ...   the final counters of a run
@@ -49,10 +50,10 @@ static void usage(FILE *out)
 		"usage: %s [-d DIR] [-p PID] [--json]\n"
 		"       %s [-d DIR] [-p PID] [--json] -- CMD [ARGS...]\n"
 		"       %s [-d DIR] --clean\n"
-		"Prints the MR cache counters of libhfi1's contexts: the live ones\n"
-		"(of PID), or those CMD and its children opened. --clean removes\n"
-		"the files of processes that are gone. DIR: $HFI1_STATS_DIR, else\n"
-		"%s.\n",
+		"Prints the MR cache counters and data counters of libhfi1's\n"
+		"contexts: the live ones (of PID), or those CMD and its children\n"
+		"opened. --clean removes the files of processes that are gone.\n"
+		"DIR: $HFI1_STATS_DIR, else %s.\n",
 		prog, prog, prog, HFI1_STATS_DEFAULT_DIR);
 }
 
@@ -217,6 +218,14 @@ static uint64_t ld(const _Atomic uint64_t *p)
 	X(pinned_bytes)       \
 	X(tids_used)
 
+/* The data counters (struct hfi1_data_counters): payload bytes. */
+#define DATA_COUNTERS(X) \
+	X(xmit_packets)  \
+	X(xmit_bytes)    \
+	X(rcv_packets)   \
+	X(rcv_bytes)     \
+	X(placed_bytes)
+
 static void print_text(const char *dir, const struct ctx *v, size_t n)
 {
 	char dev[sizeof(v->f.device)];
@@ -248,6 +257,9 @@ static void print_text(const char *dir, const struct ctx *v, size_t n)
 		printf("  %-20s %20" PRIu64 "%s\n", "max_bytes",
 		       ld(&f->limit_max_bytes),
 		       ld(&f->limit_max_bytes) ? "" : " (no limit)");
+#define X(name) printf("  %-20s %20" PRIu64 "\n", #name, ld(&f->data.name));
+		DATA_COUNTERS(X)
+#undef X
 	}
 }
 
@@ -297,9 +309,16 @@ static void print_json(const char *dir, const struct ctx *v, size_t n)
 		else
 			printf("}, \"hit_ratio\": null");
 		printf(", \"limits\": {\"enabled\": %s, \"max_entries\": %" PRIu64
-		       ", \"max_bytes\": %" PRIu64 "}}",
+		       ", \"max_bytes\": %" PRIu64 "}, \"data\": {",
 		       ld(&f->limit_enabled) ? "true" : "false",
 		       ld(&f->limit_max_entries), ld(&f->limit_max_bytes));
+		sep = "";
+#define X(name)                                                      \
+	printf("%s\"" #name "\": %" PRIu64, sep, ld(&f->data.name)); \
+	sep = ", ";
+		DATA_COUNTERS(X)
+#undef X
+		printf("}}");
 	}
 	printf("%s]}\n", n ? "\n" : "");
 }
