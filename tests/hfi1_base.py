@@ -11,18 +11,22 @@ prints, and takes them down again at exit. That must happen before
 libibverbs first scans for devices, which is why it happens at import.
 """
 import atexit
+import json
 import os
 import shlex
 import shutil
 import subprocess
 import tempfile
 import threading
+import time
 import queue
 import unittest
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 HFI1_SOFT = os.environ.get(
     'HFI1_SOFT', os.path.join(HERE, '..', 'build', 'bin', 'hfi1-soft'))
+HFI1_MRSTAT = os.environ.get(
+    'HFI1_MRSTAT', os.path.join(HERE, '..', 'build', 'bin', 'hfi1_mrstat'))
 DEV_NAMES = ('hfi1_0', 'hfi1_1')
 DEV_LIDS = {'hfi1_0': 1, 'hfi1_1': 2}
 
@@ -166,3 +170,22 @@ def get_async_event(ctx, timeout=5.0):
     if isinstance(ev, Exception):
         raise ev
     return ev
+
+
+def mrstat(pid=None):
+    """The live contexts of this process, as hfi1_mrstat --json has them."""
+    res = subprocess.run([HFI1_MRSTAT, '-p', str(pid or os.getpid()),
+                          '--json'], capture_output=True, text=True)
+    if res.returncode:
+        raise AssertionError(f'hfi1_mrstat failed: {res.stderr}')
+    return json.loads(res.stdout)['contexts']
+
+
+def wait_until(predicate, timeout=5.0):
+    """Poll @predicate until it holds; its last value."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value or time.monotonic() > deadline:
+            return value
+        time.sleep(0.01)

@@ -7,17 +7,16 @@ with hfi1_mrstat (the per-context stats file).
 """
 import ctypes
 import errno
-import json
 import mmap
 import os
 import shutil
 import subprocess
 import tempfile
-import time
 import unittest
 
 import hfi1_base
-from hfi1_base import Hfi1TestCase, get_async_event
+from hfi1_base import (HFI1_MRSTAT, Hfi1TestCase, get_async_event, mrstat,
+                       wait_until)
 
 from pyverbs.mr import MR
 from pyverbs.pd import PD
@@ -25,8 +24,6 @@ from pyverbs.pyverbs_error import PyverbsRDMAError
 import pyverbs.enums as e
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-HFI1_MRSTAT = os.environ.get(
-    'HFI1_MRSTAT', os.path.join(HERE, '..', 'build', 'bin', 'hfi1_mrstat'))
 
 # hfi1dv.h
 HFI1DV_EVENT_MR_INVALIDATED = 0x48460001
@@ -82,25 +79,6 @@ def unmap(addr, length):
     if libc.munmap(addr, length):
         err = ctypes.get_errno()
         raise OSError(err, os.strerror(err))
-
-
-def wait_until(predicate, timeout=5.0):
-    """Poll @predicate until it holds; its last value."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value or time.monotonic() > deadline:
-            return value
-        time.sleep(0.01)
-
-
-def mrstat(pid=None):
-    """The live contexts of this process, as hfi1_mrstat --json has them."""
-    res = subprocess.run([HFI1_MRSTAT, '-p', str(pid or os.getpid()),
-                          '--json'], capture_output=True, text=True)
-    if res.returncode:
-        raise AssertionError(f'hfi1_mrstat failed: {res.stderr}')
-    return json.loads(res.stdout)['contexts']
 
 
 class MRCacheTestCase(Hfi1TestCase):
