@@ -5,8 +5,10 @@ tests/test_qp.py, test_atomic.py, test_qpex.py, test_cqex.py and
 test_cq_events.py: RC, UC and UD between hfi1_0 and hfi1_1 (two "hosts")
 and in loopback on hfi1_0, every opcode hfi1 serves, through ibv_post_send
 and the extended send API (ibv_wr_*), polled with ibv_poll_cq and the
-extended poll API, with completion events; and the errors an HCA reports:
-bad keys, RNR, flush, a peer that dies, a CQ overrun.
+extended poll API, with completion events; the errors an HCA reports:
+bad keys, RNR, flush, a peer that dies, a CQ overrun; and the data
+counters of each context (hfi1_mrstat), which move by what was sent,
+received and placed.
 
 Every payload is checked byte for byte, and every completion's status,
 opcode, wr_id, byte_len, immediate, QP numbers and flags.
@@ -24,8 +26,9 @@ import time
 import unittest
 
 import hfi1_base
-from hfi1_base import (Hfi1TestCase, INIT_MASK, RTR_MASK, RTS_MASK,
-                       get_async_event, is_hfi1_dev)
+from hfi1_base import (HFI1_MRSTAT, Hfi1TestCase, INIT_MASK, RTR_MASK,
+                       RTS_MASK, get_async_event, is_hfi1_dev, mrstat,
+                       wait_until)
 
 from pyverbs.addr import AH, AHAttr, GlobalRoute
 from pyverbs.cq import CQ, CQEX, CompChannel, CqInitAttrEx, PollCqAttr
@@ -1075,6 +1078,134 @@ class ErrorTest(TrafficTestCase):
                                    ud=(ah, a.qpn)))
         self.expect_event(self.ctx, e.IBV_EVENT_CQ_ERR)
 
+
+DATA_COUNTERS = ('xmit_packets', 'xmit_bytes', 'rcv_packets', 'rcv_bytes',
+                 'placed_bytes')
+
+
+class DataCountersTest(TrafficTestCase):
+    """
+    The data counters of each context (hfi1_mrstat --json, "data") move by
+    what a known transfer between hfi1_0 and hfi1_1 moved: the sender's
+    xmit_bytes and the receiver's rcv_bytes by the payload, the placed
+    bytes only where data landed through TIDs.
+    """
+
+    def setUp(self):
+        super().setUp()
+        if not os.access(HFI1_MRSTAT, os.X_OK):
+            self.skipTest(f'{HFI1_MRSTAT} is not built')
+
+    def counters(self):
+        """{device: data counters} of this process's two contexts."""
+        ctxs = {}
+        for c in mrstat():
+            self.assertNotIn(c['device'], ctxs, f'two contexts: {c}')
+            ctxs[c['device']] = c['data']
+        self.assertEqual(set(ctxs), {'hfi1_0', 'hfi1_1'})
+        return ctxs
+
+    def settled(self, before, want):
+        """
+        The counters' growth since @before, {device: {counter: growth}},
+        once it has the values of @want (the same shape, some counters)
+        and every packet one context sent the other received, or what it
+        is after 5 s: the engine counts a packet just after it rang the
+        peer's doorbell, so a completion may come a moment before the
+        count of the packet that made it.
+        """
+        def delta():
+            now = self.counters()
+            return {dev: {n: now[dev][n] - before[dev][n]
+                          for n in DATA_COUNTERS} for dev in now}
+
+        def done():
+            d = delta()
+            a, b = d['hfi1_0'], d['hfi1_1']
+            ok = a['xmit_packets'] == b['rcv_packets'] and \
+                b['xmit_packets'] == a['rcv_packets'] and \
+                all(d[dev][n] == v for dev, kv in want.items()
+                    for n, v in kv.items())
+            return d if ok else None
+
+        return wait_until(done) or delta()
+
+    def assert_counters(self, d, want):
+        """@d as settled() gave it has @want's values, and both contexts
+        received what the other sent."""
+        for dev, kv in want.items():
+            for name, v in kv.items():
+                self.assertEqual(d[dev][name], v, f'{dev} {name}: {d}')
+        self.assertEqual(d['hfi1_1']['rcv_packets'],
+                         d['hfi1_0']['xmit_packets'], d)
+        self.assertEqual(d['hfi1_0']['rcv_packets'],
+                         d['hfi1_1']['xmit_packets'], d)
+
+    def pair_quiet(self):
+        """An RC pair with a long answer timeout (4 s): nothing is sent
+        twice on a slow machine."""
+        return self.pair(e.IBV_QPT_RC, timeout=20)
+
+    def test_rc_write(self):
+        """One RDMA WRITE of N bytes from hfi1_0 to hfi1_1: N more bytes
+        sent by hfi1_0, received and placed by hfi1_1; nothing back but
+        the ACK, of no payload (on the stream, or in the doorbell for a
+        polling requester, where it is no packet)."""
+        a, b = self.pair_quiet()
+        n = (1 << 20) + 3
+        a.write(os.urandom(n))
+        before = self.counters()
+        a.qp.post_send(send_wr(1, e.IBV_WR_RDMA_WRITE, [a.sge(0, n)],
+                               rdma=(b.mr.rkey, b.addr + 5)))
+        self.check_wc(poll(a.cq)[0], 1, e.IBV_WC_RDMA_WRITE)
+        want = {'hfi1_0': dict(xmit_bytes=n, rcv_bytes=0, placed_bytes=0),
+                'hfi1_1': dict(xmit_bytes=0, rcv_bytes=n, placed_bytes=n)}
+        d = self.settled(before, want)
+        self.assert_counters(d, want)
+        self.assertGreaterEqual(d['hfi1_0']['xmit_packets'], 1, d)
+
+    def test_rc_send_and_read(self):
+        """A SEND of M bytes into a posted receive: M placed at the
+        receiver. An RDMA READ of K bytes: the request has no payload, the
+        K bytes of the response are sent by the responder and placed at
+        the requester."""
+        a, b = self.pair_quiet()
+        m, k = 300000, 70001
+        a.write(os.urandom(m))
+        b.write(os.urandom(k), 1 << 20)
+        before = self.counters()
+        b.post_recv(2, b.sge(0, m))
+        a.qp.post_send(send_wr(1, e.IBV_WR_SEND, [a.sge(0, m)]))
+        self.check_wc(poll(a.cq)[0], 1, e.IBV_WC_SEND)
+        self.check_wc(poll(b.cq)[0], 2, e.IBV_WC_RECV, byte_len=m)
+        a.qp.post_send(send_wr(3, e.IBV_WR_RDMA_READ, [a.sge(2 << 20, k)],
+                               rdma=(b.mr.rkey, b.addr + (1 << 20))))
+        self.check_wc(poll(a.cq)[0], 3, e.IBV_WC_RDMA_READ, byte_len=k)
+        want = {'hfi1_0': dict(xmit_bytes=m, rcv_bytes=k, placed_bytes=k),
+                'hfi1_1': dict(xmit_bytes=k, rcv_bytes=m, placed_bytes=m)}
+        self.assert_counters(self.settled(before, want), want)
+
+    def test_dropped_not_placed(self):
+        """A SEND that finds no receive is received and dropped (RNR):
+        counted in rcv_bytes, not in placed_bytes; sent again once a
+        receive is posted, it is placed once."""
+        a, b = self.pair_quiet()
+        m = 5000
+        a.write(os.urandom(m))
+        before = self.counters()
+        a.qp.post_send(send_wr(1, e.IBV_WR_SEND, [a.sge(0, m)]))
+        got = wait_until(lambda: self.counters()['hfi1_1']['rcv_bytes'] -
+                         before['hfi1_1']['rcv_bytes'] >= m)
+        self.assertTrue(got, 'the SEND did not arrive')
+        b.post_recv(2, b.sge(0, m))
+        self.check_wc(poll(a.cq)[0], 1, e.IBV_WC_SEND)
+        self.check_wc(poll(b.cq)[0], 2, e.IBV_WC_RECV, byte_len=m)
+        d = self.settled(before, {'hfi1_1': dict(placed_bytes=m)})
+        self.assertEqual(d['hfi1_1']['placed_bytes'], m, d)
+        self.assertGreaterEqual(d['hfi1_1']['rcv_bytes'], 2 * m, d)
+        self.assertEqual(d['hfi1_0']['xmit_bytes'],
+                         d['hfi1_1']['rcv_bytes'], d)
+        self.assertEqual(d['hfi1_0']['placed_bytes'], 0, d)
 
 if __name__ == '__main__':
     unittest.main()
