@@ -14,10 +14,13 @@
  * programs use theirs: after the first round their registrations are
  * cached. Each size's buffers are checked once after the bandwidth test
  * (the last window's data, a pattern of the size), and a mismatch fails
- * the run.
+ * the run. At the end it prints the payload bytes both ranks sent each
+ * other, which a transport between them must have carried (over the soft
+ * HFI, hfi1_mrstat(1) shows the ranks' contexts received at least that).
  */
 #include <errno.h>
 #include <getopt.h>
+#include <inttypes.h>
 #include <mpi.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -37,6 +40,8 @@ struct opts {
 };
 
 static int rank;
+/* Payload bytes this rank sent to the other. */
+static uint64_t sent;
 
 static void usage(FILE *f)
 {
@@ -143,6 +148,7 @@ static double pingpong(unsigned char *buf, size_t size, int iters)
 	MPI_Barrier(MPI_COMM_WORLD);
 	t = MPI_Wtime();
 	for (i = 0; i < iters; i++) {
+		sent += size;
 		if (rank == 0) {
 			MPI_Send(buf, size, MPI_BYTE, 1, 1, MPI_COMM_WORLD);
 			MPI_Recv(buf, size, MPI_BYTE, 1, 1, MPI_COMM_WORLD,
@@ -166,6 +172,8 @@ static double stream(unsigned char *bufs[WINDOW], size_t size, int iters)
 	MPI_Barrier(MPI_COMM_WORLD);
 	t = MPI_Wtime();
 	for (i = 0; i < iters; i++) {
+		if (rank == 0)
+			sent += size * WINDOW;
 		for (w = 0; w < WINDOW; w++) {
 			if (rank == 0)
 				MPI_Isend(bufs[w], size, MPI_BYTE, 1, 2,
@@ -190,6 +198,7 @@ int main(int argc, char **argv)
 	double lat[ROUNDS], bw[ROUNDS], mlat, mbw;
 	unsigned char *bufs[WINDOW] = {};
 	int nranks, ret, bad = 0, all_bad = 0, r, w, rounds;
+	uint64_t all_sent = 0;
 	struct opts o = {};
 	bool first = true;
 	size_t size;
@@ -251,10 +260,15 @@ int main(int argc, char **argv)
 		first = false;
 	}
 	MPI_Reduce(&bad, &all_bad, 1, MPI_INT, MPI_SUM, 0, MPI_COMM_WORLD);
+	MPI_Reduce(&sent, &all_sent, 1, MPI_UINT64_T, MPI_SUM, 0,
+		   MPI_COMM_WORLD);
 	if (!rank && o.json)
-		printf("], \"corrupt_messages\": %d}\n", all_bad);
+		printf("], \"corrupt_messages\": %d, \"bytes_sent\": %" PRIu64
+		       "}\n",
+		       all_bad, all_sent);
 	else if (!rank)
-		printf("corrupt messages: %d\n", all_bad);
+		printf("corrupt messages: %d\nbytes sent: %" PRIu64 "\n",
+		       all_bad, all_sent);
 	for (w = 0; w < WINDOW; w++)
 		free(bufs[w]);
 	MPI_Finalize();
