@@ -25,7 +25,10 @@
 # rc_verbs on the ranks' devices (UCX_LOG_LEVEL=info: "ep_cfg[N]:
 # tag(self/memory rc_verbs/hfi1_0:1)") and nothing else, no UCX warning
 # or error was logged (but in peer_killed), no message was corrupt, and
-# hfi1_mrstat counted registrations in libhfi1's caches.
+# hfi1_mrstat counted registrations in libhfi1's caches. For mpibench_*,
+# hfi1_mrstat also shows that the data went over the soft HFI: the ranks'
+# contexts received (rcv_bytes) and placed through TIDs (placed_bytes) at
+# least the bytes hfi1_mpibench says the ranks sent each other.
 #
 # The command line, as Debian's /etc/openmpi/openmpi-mca-params.conf
 # turns the UCX PML off (pml = ^ucx) and Open MPI gives the UCX PML only
@@ -121,13 +124,16 @@ ucx_check()
 	echo "$why"
 }
 
-# A counter summed over the contexts in LOG.mrstat (hfi1_mrstat's JSON).
+# A counter summed over the contexts in LOG.mrstat (hfi1_mrstat's JSON):
+# an MR cache counter, or data.NAME for a data counter.
 mrstat_sum()
 {
 	/usr/bin/python3 -c '
 import json, sys
 d = json.load(open(sys.argv[1]))
-print(sum(c["counters"][sys.argv[2]] for c in d["contexts"]))' "$1.mrstat" "$2"
+group, _, name = sys.argv[2].rpartition(".")
+print(sum(c[group or "counters"][name] for c in d["contexts"]))' \
+		"$1.mrstat" "$2"
 }
 
 report()
@@ -167,7 +173,28 @@ mpibench()
 	why+=$(w=$(ucx_check "$log" "$devs"); echo "${w:+${why:+; }$w}")
 	[ "$(mrstat_sum "$log" misses)" -gt 0 ] ||
 		why+="${why:+; }libhfi1 registered nothing"
+	why+=$(w=$(over_soft_hfi "$log"); echo "${w:+${why:+; }$w}")
 	report "$name" "$t0" "$why" "$log"
+	[ -n "$why" ] || grep -h '^    ' "$log.data"
+}
+
+# Did the data go over the soft HFI? Why not, or nothing: the ranks'
+# contexts received and placed at least the bytes hfi1_mpibench says the
+# ranks sent each other. Their counters go to LOG.data.
+over_soft_hfi()
+{
+	local log=$1 sent rcv placed
+
+	sent=$(sed -n 's/^bytes sent: \([0-9]*\)$/\1/p' "$log")
+	rcv=$(mrstat_sum "$log" data.rcv_bytes)
+	placed=$(mrstat_sum "$log" data.placed_bytes)
+	printf '    %s bytes sent by the ranks; their contexts received %s, placed %s\n' \
+		"${sent:-?}" "$rcv" "$placed" >"$log.data"
+	if [ -z "$sent" ]; then
+		echo "hfi1_mpibench said no bytes sent"
+	elif [ "$rcv" -lt "$sent" ] || [ "$placed" -lt "$sent" ]; then
+		echo "the ranks sent $sent bytes, their contexts received $rcv, placed $placed: not all over the soft HFI"
+	fi
 }
 
 # churn NAME VAR=VALUE...: the churn test; with direct registration
