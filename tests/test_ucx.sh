@@ -14,8 +14,11 @@
 # No shared-memory or TCP transport is in UCX_TLS, so only the soft HFI can
 # carry the data. A case passes when both programs exit 0, the client
 # reports its final line, UCX says it chose that transport on that device
-# (UCX_LOG_LEVEL=info: "ep_cfg[N]: tag(rc_verbs/hfi1_1:1)") and neither
-# side logged a UCX warning or error.
+# (UCX_LOG_LEVEL=info: "ep_cfg[N]: tag(rc_verbs/hfi1_1:1)"), neither
+# side logged a UCX warning or error, and the data went over the soft
+# HFI: each side runs under hfi1_mrstat (beside HFI1_SOFT), and their
+# contexts received (rcv_bytes) at least the message size times the
+# iterations.
 #
 # PATTERNs (bash globs) select cases, as in test_clients.sh. Exits 0 when
 # every case run passed, 1 otherwise, 77 (skipped) when UCX's tools are
@@ -31,6 +34,8 @@ HFI1_SOFT=${1:?usage: $0 HFI1_SOFT [PATTERN...]}
 shift
 HERE=$(cd "$(dirname "$0")" && pwd)
 
+MRSTAT=$(cd "$(dirname -- "$HFI1_SOFT")" && pwd)/hfi1_mrstat
+
 if [ "${HFI1_UCX_TEST_INNER:-}" != 1 ]; then
 	for prog in ucx_info ucx_perftest; do
 		if ! command -v "$prog" >/dev/null; then
@@ -38,6 +43,10 @@ if [ "${HFI1_UCX_TEST_INNER:-}" != 1 ]; then
 			exit $SKIP
 		fi
 	done
+	if [ ! -x "$MRSTAT" ]; then
+		echo "SKIP: $MRSTAT is not built"
+		exit $SKIP
+	fi
 	HFI1_UCX_TEST_INNER=1 exec bash "$HERE/with_soft_hfi.sh" "$HFI1_SOFT" \
 		bash "$0" "$HFI1_SOFT" "$@"
 fi
@@ -51,6 +60,12 @@ PATTERNS=("$@")
 
 # shellcheck source=lib/pairs.sh
 . "$HERE/lib/pairs.sh"
+
+# UNDER_MRSTAT CMD...: CMD under hfi1_mrstat --json, whose JSON follows
+# CMD's output (pair() takes "--" for its own).
+UNDER_MRSTAT=$OUT/under_mrstat.sh
+printf '#!/bin/sh\nexec "%s" --json -- "$@"\n' "$MRSTAT" >"$UNDER_MRSTAT"
+chmod +x "$UNDER_MRSTAT"
 
 # UCX's own log lines of a warning or an error ("UCX  WARN", "UCX  ERROR").
 ucx_complaints()
@@ -96,12 +111,33 @@ fail_case()
 	failed+=("$1")
 }
 
+# The payload bytes that the contexts of LOG.server and LOG.client
+# received, from the JSON hfi1_mrstat printed after each program's
+# output.
+received()
+{
+	local f
+
+	for f in "$1.server" "$1.client"; do
+		sed -n '/^{"contexts"/,$p' "$f"
+	done | /usr/bin/python3 -c '
+import json, sys
+text, dec, total = sys.stdin.read(), json.JSONDecoder(), 0
+pos = text.find("{")
+while pos >= 0:
+    d, end = dec.raw_decode(text, pos)
+    total += sum(c["data"]["rcv_bytes"] for c in d["contexts"])
+    pos = text.find("{", end)
+print(total)'
+}
+
 # PAIR_CHECK: the client's final line, the transport UCX chose on the
-# client's device and no warning on either side. CHECK_TL and CHECK_DEV
-# say what the case forced.
+# client's device, no warning on either side, and at least CHECK_BYTES
+# received by the two sides' contexts. CHECK_TL and CHECK_DEV say what
+# the case forced.
 check_perftest()
 {
-	local log=$1 why="" cfg
+	local log=$1 why="" cfg rcv
 
 	grep -q '^Final:' "$log.client" || why="no final line"
 	cfg=$(grep -h -o 'ep_cfg\[[0-9]*\]: .*' "$log.client" || true)
@@ -114,6 +150,9 @@ check_perftest()
 	fi
 	[ -z "$(ucx_complaints "$log.server" "$log.client")" ] ||
 		why+="${why:+; }UCX warned"
+	rcv=$(received "$log" 2>&1) || rcv="none (hfi1_mrstat's JSON: $rcv)"
+	[[ $rcv =~ ^[0-9]+$ ]] && [ "$rcv" -ge "$CHECK_BYTES" ] ||
+		why+="${why:+; }$CHECK_BYTES bytes sent, the contexts received $rcv: not all over the soft HFI"
 	echo "$why"
 }
 PAIR_CHECK=check_perftest
@@ -127,8 +166,10 @@ perftest()
 
 	CHECK_TL=$3
 	CHECK_DEV=$cdev
-	pair "$name" "${env[@]}" UCX_NET_DEVICES="$sdev" "${args[@]}" -- \
-		"${env[@]}" UCX_NET_DEVICES="$cdev" "${args[@]}"
+	CHECK_BYTES=$((size * iters))
+	pair "$name" "$UNDER_MRSTAT" "${env[@]}" UCX_NET_DEVICES="$sdev" \
+		"${args[@]}" -- \
+		"$UNDER_MRSTAT" "${env[@]}" UCX_NET_DEVICES="$cdev" "${args[@]}"
 }
 
 ucx_info_devices
