@@ -19,7 +19,8 @@ echo "== hfi1_demo: hfi1_0, its MR cache, one RDMA WRITE to hfi1_1"
 build/bin/hfi1_demo -d hfi1_0 -p hfi1_1
 echo
 echo "== hfi1_showcase: a writer on hfi1_0, a receiver on hfi1_1 (under"
-echo "   hfi1_mrstat, which prints both processes' MR cache counters at the end)"
+echo "   hfi1_mrstat, which prints both processes' MR cache and data"
+echo "   counters at the end)"
 build/bin/hfi1_mrstat -- build/bin/hfi1_showcase -d hfi1_0 -D hfi1_1
 echo
 echo "The soft HFI stays up. To use it from your shell:"
