@@ -65,10 +65,23 @@ static void die(const char *what)
 	exit(1);
 }
 
+/*
+ * A blocking write to an AF_UNIX stream may still return short (seen
+ * for 1 MiB writes, errno 0, about one run in eight): write the rest.
+ */
 static void xwrite(int fd, const void *p, size_t n)
 {
-	if (write(fd, p, n) != (ssize_t)n)
-		die("control write");
+	ssize_t w;
+
+	while (n) {
+		w = write(fd, p, n);
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w <= 0)
+			die("write");
+		p = (const char *)p + w;
+		n -= w;
+	}
 }
 
 static void xread(int fd, void *p, size_t n)
