@@ -1993,6 +1993,19 @@ static void *watchdog_thread(void *arg)
 	return NULL;
 }
 
+/*
+ * Under a sanitizer, its allocator serves malloc() and glibc's arenas are
+ * never set up for these threads: malloc_trim() would still run glibc's
+ * arena code, and glibc then aborts at thread exit ("malloc assertion
+ * failure in __malloc_arena_thread_freeres"). There is no glibc heap to
+ * trim then anyway.
+ */
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+#define GLIBC_MALLOC 0
+#else
+#define GLIBC_MALLOC 1
+#endif
+
 static void *alloc_thread(void *arg)
 {
 	unsigned int seed = (unsigned int)(uintptr_t)arg;
@@ -2017,7 +2030,7 @@ static void *alloc_thread(void *arg)
 		}
 		for (i = 0; i < 16; i++)
 			free(small[i]);
-		if (++n % 8 == 0) {
+		if (++n % 8 == 0 && GLIBC_MALLOC) {
 			malloc_trim(0);
 			atomic_fetch_add(&mm_race.trims, 1);
 		}
