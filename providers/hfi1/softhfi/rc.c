@@ -1087,6 +1087,13 @@ static void ack_timeout(struct sengine *e, struct softhfi_qp *qp)
 	qp->rsp_off = 0;
 }
 
+/* RC: messages in flight, and their answer timeout has passed. */
+static bool answer_overdue(const struct softhfi_qp *qp)
+{
+	return qp->ack_deadline && qp->sq_done != qp->sq_next &&
+	       sengine_now() >= qp->ack_deadline;
+}
+
 /* A send that fails locally: complete it, and the QP goes to ERR. */
 static void local_error(struct sengine *e, struct softhfi_qp *qp,
 			uint32_t status)
@@ -1280,16 +1287,11 @@ void sqp_progress_locked(struct sengine *e, struct softhfi_qp *qp)
 			send_ud(e, qp, head);
 		return;
 	}
-	if (qp->ack_deadline && qp->sq_done != qp->sq_next &&
-	    sengine_now() >= qp->ack_deadline) {
+	if (answer_overdue(qp)) {
 		/* Not an answer missing, but one nobody read yet? */
 		sengine_take_bell_acks(e, qp);
-		if (qp->state == SQP_ERR)
-			return;
-	}
-	if (qp->ack_deadline && qp->sq_done != qp->sq_next &&
-	    sengine_now() >= qp->ack_deadline) {
-		ack_timeout(e, qp);
+		if (qp->state != SQP_ERR && answer_overdue(qp))
+			ack_timeout(e, qp);
 		if (qp->state == SQP_ERR)
 			return;
 	}
