@@ -178,6 +178,9 @@ void slink_take_bell_ack(struct sengine *e, struct slink *l)
 
 	if (l->kind != SWIRE_LINK_QP || !l->qp)
 		return;
+	/* Nothing in flight, nothing to answer: every empty poll asks. */
+	if (l->qp->sq_done == l->qp->sq_next && !l->qp->sq_off)
+		return;
 	v = atomic_load_explicit(&l->bell->side[!l->side].ack,
 				 memory_order_acquire);
 	if (!v)
