@@ -785,11 +785,40 @@ void sengine_poll_stop(struct sengine *e)
 		(void)!write(e->kick_fd, &one, sizeof(one));
 }
 
-bool sengine_progress(struct sengine *e, struct softhfi_qp *qp)
+/*
+ * A timer that the verb's work set is the sleeping engine's to keep: wake
+ * it only if it is due before the engine wakes anyway (an RC send arms
+ * one, and a poller must not wake the engine at every send), or if a
+ * link died, which only the engine thread frees. e->lock.
+ */
+static void wake_for_deadline(struct sengine *e, bool dead)
+{
+	uint64_t one = 1;
+
+	if (atomic_load(&e->sleeping) &&
+	    (dead || next_deadline(e) < atomic_load(&e->sleep_until)))
+		(void)!write(e->kick_fd, &one, sizeof(one));
+}
+
+void sengine_unlock_progressed(struct sengine *e)
 {
 	struct slink *l;
 	bool dead = false;
 
+	/*
+	 * Only the engine thread frees links (reap_links()): an event it
+	 * took from epoll_wait() may name one while it waits for the lock.
+	 * It learns of a link that died here by the kick below.
+	 */
+	LIST_FOREACH(l, &e->links, entry)
+	if (l->dead)
+		dead = true;
+	wake_for_deadline(e, dead);
+	pthread_mutex_unlock(&e->lock);
+}
+
+bool sengine_progress(struct sengine *e, struct softhfi_qp *qp)
+{
 	if (!qp)
 		note_poll(e);
 	if (pthread_mutex_trylock(&e->lock))
@@ -805,26 +834,7 @@ bool sengine_progress(struct sengine *e, struct softhfi_qp *qp)
 		poll_links(e);
 		progress_all(e);
 	}
-	/*
-	 * Only the engine thread frees links (reap_links()): an event it
-	 * took from epoll_wait() may name one while it waits for the lock.
-	 * It learns of a link that died here by the kick below.
-	 */
-	LIST_FOREACH(l, &e->links, entry)
-	if (l->dead)
-		dead = true;
-	/*
-	 * A timer this set is the sleeping engine's to keep: wake it only
-	 * if it is due before the engine wakes anyway (an RC send arms
-	 * one, and a poller must not wake the engine at every send).
-	 */
-	if (atomic_load(&e->sleeping) &&
-	    (dead || next_deadline(e) < atomic_load(&e->sleep_until))) {
-		uint64_t one = 1;
-
-		(void)!write(e->kick_fd, &one, sizeof(one));
-	}
-	pthread_mutex_unlock(&e->lock);
+	sengine_unlock_progressed(e);
 	return true;
 }
 
@@ -832,17 +842,7 @@ void sengine_lock_posted(struct sengine *e)
 {
 	pthread_mutex_lock(&e->lock);
 	progress_all(e);
-	/*
-	 * A timer this set is the sleeping engine's to keep: wake it only
-	 * if it is due before the engine wakes anyway (an RC send arms
-	 * one, and a poller must not wake the engine at every send).
-	 */
-	if (atomic_load(&e->sleeping) &&
-	    next_deadline(e) < atomic_load(&e->sleep_until)) {
-		uint64_t one = 1;
-
-		(void)!write(e->kick_fd, &one, sizeof(one));
-	}
+	wake_for_deadline(e, false);
 }
 
 static void *engine_main(void *arg)

@@ -233,6 +233,11 @@ void sengine_kick(struct sengine *e);
  * without waiting for the engine thread to wake. True if it ran.
  */
 bool sengine_progress(struct sengine *e, struct softhfi_qp *qp);
+/*
+ * After a verb's thread moved the engine's work under e->lock: wake the
+ * engine thread if what it did needs it sooner, and unlock e->lock.
+ */
+void sengine_unlock_progressed(struct sengine *e);
 /* The application is about to sleep on a completion channel. */
 void sengine_poll_stop(struct sengine *e);
 /*
