@@ -13,8 +13,10 @@ received and placed.
 Every payload is checked byte for byte, and every completion's status,
 opcode, wr_id, byte_len, immediate, QP numbers and flags.
 """
+import ctypes
 import errno
 import json
+import mmap
 import os
 import select
 import signal
@@ -504,6 +506,53 @@ class TrafficTests:
         for qp_type in (e.IBV_QPT_RC, e.IBV_QPT_UC, e.IBV_QPT_UD):
             with self.subTest(qp_type=qp_type):
                 self._inline(qp_type)
+
+    def test_inline_sent_again(self):
+        """Inline data that went out at once, from where it was posted, is
+        the posted data when an RNR NAK has it sent again, though the
+        buffer changed after the post. An inline SGE that is not mapped is
+        EFAULT from the post, and the QP goes on."""
+        a, b = self.pair(e.IBV_QPT_RC, rnr_retry=7)
+        data = os.urandom(MAX_INLINE)
+        a.write(data)
+        a.qp.post_send(send_wr(1, e.IBV_WR_SEND, [a.sge(0, MAX_INLINE)],
+                               flags=e.IBV_SEND_SIGNALED |
+                               e.IBV_SEND_INLINE))
+        a.write(b'\0' * MAX_INLINE)
+        time.sleep(0.3)  # RNR NAKed, and sent again, more than once
+        assert_cq_empty(self, a.cq, 0)
+        b.post_recv(2, b.sge(0, 4096))
+        self.check_wc(poll(a.cq)[0], 1, e.IBV_WC_SEND)
+        self.check_wc(poll(b.cq)[0], 2, e.IBV_WC_RECV, byte_len=MAX_INLINE)
+        self.assertEqual(b.read(MAX_INLINE), data)
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.mmap.restype = ctypes.c_void_p
+        libc.mmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int,
+                              ctypes.c_int, ctypes.c_int, ctypes.c_long]
+        libc.munmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t]
+        hole = libc.mmap(None, mmap.PAGESIZE, mmap.PROT_READ,
+                         mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS, -1, 0)
+        self.assertNotEqual(hole, ctypes.c_void_p(-1).value)
+        libc.munmap(hole, mmap.PAGESIZE)
+        for wr_id in range(3, 6):
+            with self.assertRaises(PyverbsRDMAError) as cm:
+                a.qp.post_send(send_wr(wr_id, e.IBV_WR_SEND,
+                                       [SGE(hole, 8, 0)],
+                                       flags=e.IBV_SEND_SIGNALED |
+                                       e.IBV_SEND_INLINE))
+            self.assertEqual(cm.exception.error_code, errno.EFAULT)
+        self.assertEqual(a.state(), e.IBV_QPS_RTS)
+        a.write(b'inline-8')
+        b.post_recv(7, b.sge(0, 4096))
+        a.qp.post_send(send_wr(6, e.IBV_WR_SEND, [a.sge(0, 8)],
+                               flags=e.IBV_SEND_SIGNALED |
+                               e.IBV_SEND_INLINE))
+        self.check_wc(poll(a.cq)[0], 6, e.IBV_WC_SEND)
+        self.check_wc(poll(b.cq)[0], 7, e.IBV_WC_RECV, byte_len=8)
+        self.assertEqual(b.read(8), b'inline-8')
+        assert_cq_empty(self, a.cq, 0)
+        assert_cq_empty(self, b.cq, 0)
 
     def _sgl(self, qp_type):
         a, b = self.pair(qp_type)

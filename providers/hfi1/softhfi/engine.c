@@ -238,10 +238,13 @@ static bool link_pending(const struct slink *l)
  * Write a whole packet: the header, then @len bytes from @iov. Room was
  * checked, so this does not wait. A fault in the application's memory
  * part-way (it unmapped a buffer it was sending) is made up with zeros so
- * that the stream stays whole: EFAULT, and the caller fails the WQE.
+ * that the stream stays whole: EFAULT, and the caller fails the WQE. With
+ * SLINK_WHOLE, a fault before anything went out (a small packet is one
+ * socket buffer, copied whole or not at all) is EFAULT with nothing
+ * written, and the link as it was.
  */
 int slink_write(struct slink *l, const struct spkt *h, const struct iovec *iov,
-		int iovcnt, size_t len)
+		int iovcnt, size_t len, unsigned int flags)
 {
 	struct iovec v[1 + 16];
 	size_t want = sizeof(*h) + len, done = 0;
@@ -262,6 +265,9 @@ int slink_write(struct slink *l, const struct spkt *h, const struct iovec *iov,
 		n = sendmsg(l->fd, &msg, MSG_NOSIGNAL);
 		if (n < 0 && errno == EINTR)
 			continue;
+		/* The doorbell's slot is not counted: the next one reuses it. */
+		if (n < 0 && errno == EFAULT && !done && (flags & SLINK_WHOLE))
+			return EFAULT;
 		if (n < 0 && errno == EFAULT && done >= sizeof(*h)) {
 			err = EFAULT;
 			break;

@@ -111,7 +111,20 @@ struct swqe {
 	bool grh;
 	uint8_t dgid[16];
 	bool inl; /* the data is in inline_data, not in the SGEs */
+	uint8_t inl_at; /* enum swqe_inl_at */
 	struct ib_uverbs_sge sg[]; /* max_send_sge, then the inline data */
+};
+
+/*
+ * Where the inline data of a WQE posted with the engine's lock held is
+ * (softhfi_post_send()): at the application's addresses in sg[] until
+ * its post returns, then copied into the WQE or refused.
+ */
+enum swqe_inl_at {
+	SWQE_INL_COPIED, /* in the WQE, or not inline */
+	SWQE_INL_USER, /* at the addresses in sg[] */
+	SWQE_INL_USER_SENT, /* there, and a sendmsg() read it whole */
+	SWQE_INL_FAULT, /* there, and they fault: LOC_PROT_ERR */
 };
 
 /* A response the responder owes, queued until the link has room. */
@@ -250,8 +263,10 @@ uint64_t sengine_now(void);
 struct softhfi_qp *sengine_find_qp(struct sengine *e, uint32_t qpn);
 /* Room on @l for a packet of @payload bytes; else want_out is set. */
 bool slink_room(struct sengine *e, struct slink *l, uint64_t payload);
+/* slink_write(): a fault before any byte went out writes nothing. */
+#define SLINK_WHOLE 1
 int slink_write(struct slink *l, const struct spkt *h, const struct iovec *iov,
-		int iovcnt, size_t len);
+		int iovcnt, size_t len, unsigned int flags);
 /*
  * The next packet's header, from the doorbell where it is there: the
  * payload follows on l->fd, after l->skip bytes.

@@ -355,6 +355,73 @@ int softhfi_qp_query(struct softhfi_qp *qp, struct ib_uverbs_query_qp_resp *r)
 	return 0;
 }
 
+/* Copy WQE @w's inline data from where the poster has it into the WQE. */
+static int inline_copy_in(struct softhfi_qp *qp, struct swqe *w, bool sent)
+{
+	char *dst = (char *)&w->sg[qp->max_send_sge];
+	uint32_t i;
+	int err;
+
+	for (i = 0; i < w->wr.num_sge; i++) {
+		/*
+		 * A sendmsg() has just read these bytes whole: they are
+		 * mapped, unless another thread unmaps what this one posts.
+		 */
+		if (sent) {
+			memcpy(dst, (void *)(uintptr_t)w->sg[i].addr,
+			       w->sg[i].length);
+		} else {
+			err = copy_from_user(qp->v->ctxt, dst, w->sg[i].addr,
+					     w->sg[i].length);
+			if (err)
+				return err;
+		}
+		dst += w->sg[i].length;
+	}
+	w->inl = true;
+	w->wr.num_sge = 0;
+	w->inl_at = SWQE_INL_COPIED;
+	return 0;
+}
+
+/*
+ * Send WQE @idx, posted inline with its data left where the poster has
+ * it, while its post still runs: the sendmsg() that puts it on the wire
+ * reads the data, one system call where a copy first would make two.
+ * Then the data goes into the WQE for a retransmission; if it did not go
+ * out (no room, no link yet), copy_from_user() copies it, and memory
+ * that faults is EFAULT as it would have been at once. e->lock, which
+ * keeps the engine thread from the WQE until the data is in it.
+ */
+static int send_inline_now(struct sengine *e, struct softhfi_qp *qp,
+			   uint32_t idx)
+{
+	struct swqe *w = sq_slot(qp, idx);
+	int err;
+
+	atomic_store(&qp->kicked, false);
+	sqp_progress_locked(e, qp);
+	/* Completed (UC, UD, a flush): its slot may be posted again. */
+	if ((int32_t)(qp->sq_done - idx) > 0)
+		return 0;
+	err = inline_copy_in(qp, w, w->inl_at == SWQE_INL_USER_SENT);
+	if (!err)
+		return 0;
+	pthread_spin_lock(&qp->sq_lock);
+	if (atomic_load_explicit(&qp->sq_head, memory_order_relaxed) ==
+	    idx + 1) {
+		/* The last posted, and not sent: it was never posted. */
+		atomic_store_explicit(&qp->sq_head, idx, memory_order_relaxed);
+		pthread_spin_unlock(&qp->sq_lock);
+		return err;
+	}
+	/* Another post came after it: it fails in its turn. */
+	w->inl_at = SWQE_INL_FAULT;
+	atomic_store(&qp->kicked, true);
+	pthread_spin_unlock(&qp->sq_lock);
+	return 0;
+}
+
 /* The AH's destination for a UD send. e->lock not needed: ah.c. */
 int softhfi_post_send(struct softhfi_qp *qp, const struct ib_uverbs_send_wr *wr,
 		      const struct ib_uverbs_sge *sg)
@@ -363,6 +430,7 @@ int softhfi_post_send(struct softhfi_qp *qp, const struct ib_uverbs_send_wr *wr,
 	uint64_t length = 0;
 	struct swqe *w;
 	uint32_t head, i;
+	bool now;
 	int ret = 0;
 
 	switch (wr->opcode) {
@@ -397,6 +465,9 @@ int softhfi_post_send(struct softhfi_qp *qp, const struct ib_uverbs_send_wr *wr,
 		return EINVAL;
 	if (qp->state < SQP_RTS && qp->state != SQP_ERR)
 		return EINVAL;
+	/* Inline data sent now is read where it is: send_inline_now(). */
+	now = (wr->send_flags & SSEND_INLINE) && length && wr->num_sge <= 16 &&
+	      !pthread_mutex_trylock(&e->lock);
 
 	pthread_spin_lock(&qp->sq_lock);
 	head = atomic_load_explicit(&qp->sq_head, memory_order_relaxed);
@@ -410,6 +481,7 @@ int softhfi_post_send(struct softhfi_qp *qp, const struct ib_uverbs_send_wr *wr,
 	w->wr = *wr;
 	w->length = length;
 	w->inl = false;
+	w->inl_at = SWQE_INL_COPIED;
 	if (qp->type == IB_UVERBS_QPT_UD) {
 		ret = softhfi_ah_resolve(qp->v, qp->pdn, wr->wr.ud.ah, &w->dlid,
 					 &w->grh, w->dgid);
@@ -417,17 +489,14 @@ int softhfi_post_send(struct softhfi_qp *qp, const struct ib_uverbs_send_wr *wr,
 			goto out;
 	}
 	if ((wr->send_flags & SSEND_INLINE) && length) {
-		char *dst = (char *)&w->sg[qp->max_send_sge];
-
-		for (i = 0; i < wr->num_sge; i++) {
-			ret = copy_from_user(qp->v->ctxt, dst, sg[i].addr,
-					     sg[i].length);
+		memcpy(w->sg, sg, sizeof(*sg) * wr->num_sge);
+		w->inl_at = SWQE_INL_USER;
+		/* Unless sent now, and read where it is: send_inline_now(). */
+		if (!now) {
+			ret = inline_copy_in(qp, w, false);
 			if (ret)
 				goto out;
-			dst += sg[i].length;
 		}
-		w->inl = true;
-		w->wr.num_sge = 0;
 	} else if (wr->num_sge) {
 		memcpy(w->sg, sg, sizeof(*sg) * wr->num_sge);
 	}
@@ -435,6 +504,12 @@ int softhfi_post_send(struct softhfi_qp *qp, const struct ib_uverbs_send_wr *wr,
 	atomic_store(&qp->kicked, true);
 out:
 	pthread_spin_unlock(&qp->sq_lock);
+	if (now) {
+		if (!ret)
+			ret = send_inline_now(e, qp, head);
+		sengine_unlock_progressed(e);
+		return ret;
+	}
 	/* On the wire now, if the engine is free; else the engine's job. */
 	if (!ret && !sengine_progress(e, qp))
 		sengine_kick(e);

@@ -936,7 +936,7 @@ static void send_responses(struct sengine *e, struct softhfi_qp *qp,
 			h.key = r->nak;
 			h.total = qp->min_rnr_timer;
 			h.cmp = r->atomic_orig;
-			if (slink_write(l, &h, NULL, 0, 0))
+			if (slink_write(l, &h, NULL, 0, 0, 0))
 				return;
 			qp->resp_tail++;
 			continue;
@@ -956,7 +956,7 @@ static void send_responses(struct sengine *e, struct softhfi_qp *qp,
 						   r->mr, r->va + r->sent) :
 					   NULL;
 			iov.iov_len = n;
-			if (slink_write(l, &h, &iov, n ? 1 : 0, n) == EPIPE)
+			if (slink_write(l, &h, &iov, n ? 1 : 0, n, 0) == EPIPE)
 				return;
 			r->sent += n;
 			r->left -= n;
@@ -1003,6 +1003,27 @@ static uint32_t wqe_iov(struct sengine *e, struct softhfi_qp *qp,
 	*iovcnt = 0;
 	if (!n)
 		return 0;
+	if (w->inl_at == SWQE_INL_FAULT)
+		return SWC_LOC_PROT_ERR;
+	if (w->inl_at != SWQE_INL_COPIED) {
+		/* Inline, still where the poster has it: no key to check. */
+		for (i = 0; i < w->wr.num_sge && n; i++) {
+			uint64_t len = w->sg[i].length, take;
+
+			if (off >= len) {
+				off -= len;
+				continue;
+			}
+			take = len - off < n ? len - off : n;
+			iov[*iovcnt].iov_base =
+				(void *)(uintptr_t)(w->sg[i].addr + off);
+			iov[*iovcnt].iov_len = take;
+			(*iovcnt)++;
+			off = 0;
+			n -= take;
+		}
+		return 0;
+	}
 	if (w->inl) {
 		iov[0].iov_base = (char *)&w->sg[qp->max_send_sge] + off;
 		iov[0].iov_len = n;
@@ -1136,7 +1157,7 @@ static bool send_one_packet(struct sengine *e, struct softhfi_qp *qp,
 			h.swap = w->wr.wr.atomic.swap;
 			h.total = 8;
 		}
-		if (slink_write(l, &h, NULL, 0, 0))
+		if (slink_write(l, &h, NULL, 0, 0, 0))
 			return false;
 		qp->rd_out++;
 		qp->sq_next++;
@@ -1168,7 +1189,13 @@ static bool send_one_packet(struct sengine *e, struct softhfi_qp *qp,
 		h.va = w->wr.wr.rdma.remote_addr + qp->sq_off;
 		h.key = w->wr.wr.rdma.rkey;
 	}
-	err = slink_write(l, &h, iov, iovcnt, n);
+	err = slink_write(l, &h, iov, iovcnt, n,
+			  w->inl_at == SWQE_INL_USER ? SLINK_WHOLE : 0);
+	/* Nothing went out: the poster copies it, or refuses it. */
+	if (err == EFAULT && w->inl_at == SWQE_INL_USER)
+		return false;
+	if (!err && w->inl_at == SWQE_INL_USER && qp->sq_off + n == w->length)
+		w->inl_at = SWQE_INL_USER_SENT;
 	if (err == EFAULT) {
 		l->dead = true;
 		local_error(e, qp, SWC_LOC_PROT_ERR);
@@ -1246,8 +1273,9 @@ static void send_ud(struct sengine *e, struct softhfi_qp *qp, uint32_t head)
 			memcpy(h.sgid, e->v->gid, 16);
 			memcpy(h.dgid, w->dgid, 16);
 		}
-		err = slink_write(l, &h, iov, iovcnt, w->length);
-		if (err && err != EFAULT)
+		err = slink_write(l, &h, iov, iovcnt, w->length,
+				  w->inl_at == SWQE_INL_USER ? SLINK_WHOLE : 0);
+		if (err && (err != EFAULT || w->inl_at == SWQE_INL_USER))
 			return;
 		qp->sq_next++;
 		complete_send(qp, err ? SWC_LOC_PROT_ERR : 0);
