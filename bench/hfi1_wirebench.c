@@ -13,7 +13,10 @@
  *    the raw blocking ping-pong;
  *  - the placement floor: one io_uring_enter that moves 8 bytes from a
  *    socket into a registered buffer (READ_FIXED), the least a message
- *    received costs while data lands only in pinned pages.
+ *    received costs while data lands only in pinned pages;
+ *  - the floor ping-pong: the raw busy-polling ping-pong with that rule
+ *    kept (write(), a shared-memory count, READ_FIXED), the least a
+ *    polled message costs on this wire.
  *
  * Each figure is the median of several rounds; the ratios are what the
  * targets are about (Documentation/soft-hfi-verbs.md, "Speed").
@@ -21,6 +24,7 @@
  *   hfi1_wirebench [--quick] [--json]     (on a soft HFI with hfi1_0, hfi1_1)
  */
 #include <errno.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -58,6 +62,9 @@ struct end {
 
 static struct bench_args args;
 static int rounds, bw_iters, lat_iters;
+
+/* The floor ping-pong's doorbell: the messages each process wrote. */
+static _Atomic uint64_t *floor_bell;
 
 static void die(const char *what)
 {
@@ -311,6 +318,59 @@ static void raw_pingpong(int fd, bool first, bool poll, int iters)
 	}
 }
 
+/*
+ * The raw busy-polling ping-pong with the pinned-page rule kept, at the
+ * least cost the wire allows: the sender write()s the 8 bytes and counts
+ * them in shared memory; the receiver spins on the count, then places
+ * them with one READ_FIXED into a registered buffer. Two system calls a
+ * message, as the soft HFI's polled path makes.
+ */
+static void floor_pingpong(int fd, bool first, int iters)
+{
+	static char buf[4096] __attribute__((aligned(4096)));
+	static struct io_uring ring;
+	static uint64_t taken; /* the peer's messages read, every round */
+	static bool ready;
+	_Atomic uint64_t *mine = &floor_bell[first ? 0 : 1];
+	_Atomic uint64_t *theirs = &floor_bell[first ? 1 : 0];
+	struct io_uring_cqe *cqe;
+	char b[8] = {};
+	int i;
+
+	if (!ready) {
+		struct iovec iov = { buf, sizeof(buf) };
+
+		errno = -io_uring_queue_init(4, &ring, 0);
+		if (errno)
+			die("io_uring_queue_init");
+		errno = -io_uring_register_buffers(&ring, &iov, 1);
+		if (errno)
+			die("io_uring_register_buffers");
+		ready = true;
+	}
+	for (i = 0; i < iters; i++) {
+		if (first) {
+			xwrite(fd, b, 8);
+			atomic_fetch_add(mine, 1);
+		}
+		while (atomic_load(theirs) == taken)
+			;
+		taken++;
+		io_uring_prep_read_fixed(io_uring_get_sqe(&ring), fd, buf, 8,
+					 -1, 0);
+		if (io_uring_submit_and_wait(&ring, 1) != 1 ||
+		    io_uring_peek_cqe(&ring, &cqe) || cqe->res != 8) {
+			errno = EIO;
+			die("READ_FIXED");
+		}
+		io_uring_cqe_seen(&ring, cqe);
+		if (!first) {
+			xwrite(fd, b, 8);
+			atomic_fetch_add(mine, 1);
+		}
+	}
+}
+
 enum phase {
 	PH_RAW_BW,
 	PH_WRITE_BW,
@@ -319,6 +379,7 @@ enum phase {
 	PH_SEND_LAT_POLL,
 	PH_SEND_LAT_BLOCK,
 	PH_PLACE_FLOOR,
+	PH_FLOOR_LAT,
 	PH_NUM,
 	PH_EXIT = 99,
 };
@@ -326,7 +387,7 @@ enum phase {
 static const char *const phase_name[PH_NUM] = {
 	"raw_stream_bw_gbs", "rdma_write_bw_gbs", "raw_lat_block_us",
 	"raw_lat_poll_us",   "send_lat_poll_us",  "send_lat_block_us",
-	"place_floor_us",
+	"place_floor_us",    "floor_lat_us",
 };
 
 /* The child: hfi1_1, the passive side and the echoing side. */
@@ -367,6 +428,9 @@ static void child(int ctl, int raw)
 			break; /* passive: the engine places */
 		case PH_PLACE_FLOOR:
 			break; /* the parent's alone */
+		case PH_FLOOR_LAT:
+			floor_pingpong(raw, false, lat_iters);
+			break;
 		case PH_RAW_LAT_BLOCK:
 		case PH_RAW_LAT_POLL:
 			raw_pingpong(raw, false, ph == PH_RAW_LAT_POLL,
@@ -496,6 +560,12 @@ static double run_phase(int ctl, int raw, struct end *e,
 		xread(ctl, &ack, sizeof(ack));
 		return us;
 	}
+	case PH_FLOOR_LAT:
+		t0 = bench_now_ns();
+		floor_pingpong(raw, true, lat_iters);
+		t1 = bench_now_ns();
+		xread(ctl, &ack, sizeof(ack));
+		return (t1 - t0) / 2e3 / lat_iters;
 	case PH_RAW_LAT_BLOCK:
 	case PH_RAW_LAT_POLL:
 		t0 = bench_now_ns();
@@ -547,6 +617,10 @@ int main(int argc, char **argv)
 		die("socketpair");
 	size_socket(raw[0]);
 	size_socket(raw[1]);
+	floor_bell = mmap(NULL, 4096, PROT_READ | PROT_WRITE,
+			  MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	if (floor_bell == MAP_FAILED)
+		die("mmap");
 	pid = fork();
 	if (pid < 0)
 		die("fork");
@@ -589,12 +663,18 @@ int main(int argc, char **argv)
 		       "\"send_lat_poll_vs_raw_block\":%.3f,"
 		       "\"send_lat_poll_vs_raw_poll\":%.3f,"
 		       "\"send_lat_block_vs_raw_block\":%.3f,"
-		       "\"place_floor_vs_raw_block\":%.3f}\n",
+		       "\"place_floor_vs_raw_block\":%.3f,"
+		       "\"floor_lat_vs_raw_block\":%.3f,"
+		       "\"floor_lat_vs_raw_poll\":%.3f,"
+		       "\"send_lat_poll_vs_floor\":%.3f}\n",
 		       med[PH_WRITE_BW] / med[PH_RAW_BW],
 		       med[PH_SEND_LAT_POLL] / med[PH_RAW_LAT_BLOCK],
 		       med[PH_SEND_LAT_POLL] / med[PH_RAW_LAT_POLL],
 		       med[PH_SEND_LAT_BLOCK] / med[PH_RAW_LAT_BLOCK],
-		       med[PH_PLACE_FLOOR] / med[PH_RAW_LAT_BLOCK]);
+		       med[PH_PLACE_FLOOR] / med[PH_RAW_LAT_BLOCK],
+		       med[PH_FLOOR_LAT] / med[PH_RAW_LAT_BLOCK],
+		       med[PH_FLOOR_LAT] / med[PH_RAW_LAT_POLL],
+		       med[PH_SEND_LAT_POLL] / med[PH_FLOOR_LAT]);
 		return 0;
 	}
 	printf("hfi1_wirebench: hfi1_0 <-> hfi1_1, two processes, median of %d rounds\n",
@@ -615,5 +695,9 @@ int main(int argc, char **argv)
 	printf("  placement floor (one 8-byte READ_FIXED, one process): %.2f us: %.2fx raw blocking\n",
 	       med[PH_PLACE_FLOOR],
 	       med[PH_PLACE_FLOOR] / med[PH_RAW_LAT_BLOCK]);
+	printf("  floor ping-pong (write, a shared count, one READ_FIXED): %.2f us: %.2fx raw blocking, %.2fx raw polling; RC SEND polling is %.2fx it\n",
+	       med[PH_FLOOR_LAT], med[PH_FLOOR_LAT] / med[PH_RAW_LAT_BLOCK],
+	       med[PH_FLOOR_LAT] / med[PH_RAW_LAT_POLL],
+	       med[PH_SEND_LAT_POLL] / med[PH_FLOOR_LAT]);
 	return 0;
 }
