@@ -6,7 +6,7 @@ DEBIAN_PACKAGES=(
 	liburing-dev libfuse3-dev fuse3 libcmocka-dev
 	util-linux
 	clang libclang-rt-14-dev
-	debhelper dpkg-dev lintian rpm
+	debhelper dpkg-dev lintian rpm systemd udev
 	ucx-utils libucx0 openmpi-bin libopenmpi-dev
 )
 

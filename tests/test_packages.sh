@@ -3,12 +3,14 @@
 #
 # The Debian packages: they build from the tracked files of the source
 # tree (dpkg-buildpackage -us -uc -b, parallel, no tests inside), lintian
-# finds no error in them, they install into this machine, the installed
-# hfi1-soft brings up soft HFIs (up-all, as hfi1-soft.service does) that
-# ibv_devinfo and the installed hfi1_demo and hfi1_showcase use through
-# the installed provider, which libibverbs loads after rdma-core's
-# hfi1verbs; a program builds against the -dev package. Then they are
-# purged, and nothing of
+# finds no error in them, they install into this machine,
+# hfi1-soft.service passes systemd-analyze verify, udevadm takes the udev
+# rules, the unit's own ExecStart (hfi1-soft up-all, run as the unit has
+# it, since PID 1 here is not systemd) brings up soft HFIs from a config
+# file that ibv_devinfo and the installed hfi1_demo and hfi1_showcase use
+# through the installed provider, which libibverbs loads after rdma-core's
+# hfi1verbs, and its ExecStop takes them down; a program builds against
+# the -dev package. Then they are purged, and nothing of
 # theirs is left: no file, no dpkg record, no systemd link, and every
 # other provider loads as before.
 #
@@ -153,15 +155,53 @@ OUT=$(ibv_devices 2>&1)
 check "with no soft HFI up, libibverbs warns of nothing" \
 	'! grep -qi "warning\|couldn.t" <<<"$OUT" || show "$OUT"'
 
+# --- the systemd unit --------------------------------------------------------
+
+# Its syntax, its dependencies and its commands, without a running systemd
+# (--man=no: a machine without man-db still passes).
+UNIT=/lib/systemd/system/hfi1-soft.service
+if command -v systemd-analyze >/dev/null; then
+	OUT=$(systemd-analyze verify --man=no "$UNIT" 2>&1)
+	RC=$?
+	check "systemd-analyze verify hfi1-soft.service" \
+		'[ "$RC" -eq 0 ] && [ -z "$OUT" ] || show "$OUT"'
+else
+	echo "    (no systemd-analyze: the unit is not verified)"
+fi
+# The udev rules: udevadm test reads every rules file and names each line
+# it cannot take. No device here matches them (no hfi1, no kernel uverbs),
+# so that is as far as they run.
+# It names them from /usr/lib where /lib is a link to it (merged /usr).
+RULES='(/usr)?/lib/udev/rules\.d/70-libhfi1\.rules'
+if command -v udevadm >/dev/null; then
+	OUT=$(udevadm test --action=add /sys/devices/virtual/mem/null 2>&1)
+	check "udevadm reads 70-libhfi1.rules, and takes every line" \
+		'grep -qEx "Reading rules file: $RULES" <<<"$OUT" &&
+		      ! grep -qE "^$RULES:" <<<"$OUT" ||
+		      show "$(grep -E "$RULES" <<<"$OUT")"'
+else
+	echo "    (no udevadm: the udev rules are not read)"
+fi
+# Its commands as systemd runs them, with the test's config file for the
+# shipped one, which lists no device.
+UNIT_CONF=$(sed -n 's/^ConditionPathExists=//p' "$UNIT")
+UNIT_START=$(sed -n 's/^ExecStart=//p' "$UNIT")
+UNIT_STOP=$(sed -n 's/^ExecStop=//p' "$UNIT")
+check "hfi1-soft.service runs up-all of $UNIT_CONF, and down" \
+	'[ "$UNIT_CONF" = /etc/hfi1-soft.conf ] && [ -f "$UNIT_CONF" ] &&
+	      [ "$UNIT_START" = "/usr/bin/hfi1-soft up-all $UNIT_CONF" ] &&
+	      [ "$UNIT_STOP" = "/usr/bin/hfi1-soft down" ] || show "$(cat "$UNIT")"'
+
 # --- soft HFIs from the installed copy ---------------------------------------
 
-# As hfi1-soft.service does: up-all of a config file.
 printf '%s\n' '# as /etc/hfi1-soft.conf' '--name hfi1_0 --lid 1' \
 	'--name hfi1_1 --lid 2' >"$TMP/hfi1-soft.conf"
 export HFI1_SOFT_RUNDIR=$RUNDIR
-OUT=$(/usr/bin/hfi1-soft up-all "$TMP/hfi1-soft.conf" 2>&1)
+# Word splitting makes the command line of the unit's ExecStart.
+# shellcheck disable=SC2086
+OUT=$(${UNIT_START/"$UNIT_CONF"/"$TMP/hfi1-soft.conf"} 2>&1)
 RC=$?
-check "installed hfi1-soft up-all brings up hfi1_0 and hfi1_1" \
+check "the unit's ExecStart brings up hfi1_0 and hfi1_1" \
 	'[ "$RC" -eq 0 ] && [ -f "$RUNDIR/devices/hfi1_0" ] &&
 	      [ -f "$RUNDIR/devices/hfi1_1" ] || show "$OUT"'
 ENV=$(/usr/bin/hfi1-soft up --name hfi1_0 2>/dev/null)
@@ -217,9 +257,10 @@ RC=$?
 check "a program builds with pkg-config libhfi1 and runs" \
 	'[ "$RC" -eq 0 ] || show "$OUT"'
 
-OUT=$(/usr/bin/hfi1-soft down 2>&1)
+# shellcheck disable=SC2086
+OUT=$($UNIT_STOP 2>&1)
 RC=$?
-check "installed hfi1-soft down removes them" \
+check "the unit's ExecStop removes them" \
 	'[ "$RC" -eq 0 ] && [ ! -e "$RUNDIR" ] || show "$OUT"'
 unset SYSFS_PATH HFI1_SOFT_RUNDIR
 
