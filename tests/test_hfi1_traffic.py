@@ -510,8 +510,7 @@ class TrafficTests:
     def test_inline_sent_again(self):
         """Inline data that went out at once, from where it was posted, is
         the posted data when an RNR NAK has it sent again, though the
-        buffer changed after the post. An inline SGE that is not mapped is
-        EFAULT from the post, and the QP goes on."""
+        buffer changed after the post."""
         a, b = self.pair(e.IBV_QPT_RC, rnr_retry=7)
         data = os.urandom(MAX_INLINE)
         a.write(data)
@@ -526,33 +525,45 @@ class TrafficTests:
         self.check_wc(poll(b.cq)[0], 2, e.IBV_WC_RECV, byte_len=MAX_INLINE)
         self.assertEqual(b.read(MAX_INLINE), data)
 
+    def _inline_fault(self, qp_type, hole):
+        a, b = self.pair(qp_type)
+        ah = self.ud_ah(a, b) if qp_type == e.IBV_QPT_UD else None
+        ud = (ah, b.qpn) if ah else None
+        flags = e.IBV_SEND_SIGNALED | e.IBV_SEND_INLINE
+        for wr_id in range(1, 4):
+            with self.assertRaises(PyverbsRDMAError) as cm:
+                a.qp.post_send(send_wr(wr_id, e.IBV_WR_SEND,
+                                       [a.sge(0, 8), SGE(hole, 8, 0)],
+                                       flags=flags, ud=ud))
+            self.assertEqual(cm.exception.error_code, errno.EFAULT)
+        self.assertEqual(a.state(), e.IBV_QPS_RTS)
+        a.write(b'inline-8')
+        b.post_recv(5, b.sge(0, 4096))
+        a.qp.post_send(send_wr(4, e.IBV_WR_SEND, [a.sge(0, 8)], flags=flags,
+                               ud=ud))
+        off = GRH_SIZE if ah else 0
+        self.check_wc(poll(a.cq)[0], 4, e.IBV_WC_SEND)
+        self.check_wc(poll(b.cq)[0], 5, e.IBV_WC_RECV, byte_len=8 + off)
+        self.assertEqual(b.read(8, off), b'inline-8')
+        assert_cq_empty(self, a.cq, 0)
+        assert_cq_empty(self, b.cq, 0)
+
+    def test_inline_fault(self):
+        """An inline SGE that cannot be read is EFAULT from the post, on RC,
+        UC and UD, and nothing of it goes out: the QP goes on."""
         libc = ctypes.CDLL(None, use_errno=True)
         libc.mmap.restype = ctypes.c_void_p
         libc.mmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int,
                               ctypes.c_int, ctypes.c_int, ctypes.c_long]
         libc.munmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t]
-        hole = libc.mmap(None, mmap.PAGESIZE, mmap.PROT_READ,
+        # Kept mapped, unreadable: an unmapped page could be mapped again.
+        hole = libc.mmap(None, mmap.PAGESIZE, 0,
                          mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS, -1, 0)
         self.assertNotEqual(hole, ctypes.c_void_p(-1).value)
-        libc.munmap(hole, mmap.PAGESIZE)
-        for wr_id in range(3, 6):
-            with self.assertRaises(PyverbsRDMAError) as cm:
-                a.qp.post_send(send_wr(wr_id, e.IBV_WR_SEND,
-                                       [SGE(hole, 8, 0)],
-                                       flags=e.IBV_SEND_SIGNALED |
-                                       e.IBV_SEND_INLINE))
-            self.assertEqual(cm.exception.error_code, errno.EFAULT)
-        self.assertEqual(a.state(), e.IBV_QPS_RTS)
-        a.write(b'inline-8')
-        b.post_recv(7, b.sge(0, 4096))
-        a.qp.post_send(send_wr(6, e.IBV_WR_SEND, [a.sge(0, 8)],
-                               flags=e.IBV_SEND_SIGNALED |
-                               e.IBV_SEND_INLINE))
-        self.check_wc(poll(a.cq)[0], 6, e.IBV_WC_SEND)
-        self.check_wc(poll(b.cq)[0], 7, e.IBV_WC_RECV, byte_len=8)
-        self.assertEqual(b.read(8), b'inline-8')
-        assert_cq_empty(self, a.cq, 0)
-        assert_cq_empty(self, b.cq, 0)
+        self.addCleanup(libc.munmap, hole, mmap.PAGESIZE)
+        for qp_type in (e.IBV_QPT_RC, e.IBV_QPT_UC, e.IBV_QPT_UD):
+            with self.subTest(qp_type=qp_type):
+                self._inline_fault(qp_type, hole)
 
     def _sgl(self, qp_type):
         a, b = self.pair(qp_type)
