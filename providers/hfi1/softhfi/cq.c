@@ -27,7 +27,6 @@
 
 #include "engine.h"
 #include "sctxt.h"
-#include "engine.h"
 
 struct softhfi_cq {
 	struct sverbs *v;
