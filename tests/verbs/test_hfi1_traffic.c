@@ -59,8 +59,9 @@ static struct ibv_context *open_dev(const char *name)
 	return ctx;
 }
 
-static void side_init(struct side *s, struct ibv_context *ctx,
-		      enum ibv_qp_type type)
+/* @ch: the completion channel of the side's CQ, or NULL. */
+static void side_init_ch(struct side *s, struct ibv_context *ctx,
+			 enum ibv_qp_type type, struct ibv_comp_channel *ch)
 {
 	struct ibv_qp_init_attr ia = {
 		.qp_type = type,
@@ -77,7 +78,7 @@ static void side_init(struct side *s, struct ibv_context *ctx,
 	s->lid = pa.lid;
 	s->pd = ibv_alloc_pd(ctx);
 	assert_non_null(s->pd);
-	s->cq = ibv_create_cq(ctx, CQE, NULL, NULL, 0);
+	s->cq = ibv_create_cq(ctx, CQE, NULL, ch, 0);
 	assert_non_null(s->cq);
 	ia.send_cq = ia.recv_cq = s->cq;
 	s->qp = ibv_create_qp(s->pd, &ia);
@@ -91,6 +92,12 @@ static void side_init(struct side *s, struct ibv_context *ctx,
 				   IBV_ACCESS_REMOTE_READ |
 				   IBV_ACCESS_REMOTE_ATOMIC);
 	assert_non_null(s->mr);
+}
+
+static void side_init(struct side *s, struct ibv_context *ctx,
+		      enum ibv_qp_type type)
+{
+	side_init_ch(s, ctx, type, NULL);
 }
 
 static void side_fini(struct side *s, bool close_ctx)
@@ -301,6 +308,182 @@ static void test_rc_send(void **state)
 static void test_rc_send_loopback(void **state)
 {
 	do_send(IBV_QPT_RC, false);
+}
+
+/*
+ * Blocking ends: each side sleeps on its completion channel between
+ * completions, in a thread of its own, the way a peer gives it its events
+ * (one CQ a QP, one link a CQ). A and B ping-pong inline SENDs; every
+ * 25th round A also RDMA-writes B's memory and reads it back while B
+ * sleeps, which completes nothing on B but must be answered.
+ */
+#define BLOCK_ROUNDS 300
+
+struct blocker {
+	struct side *me, *peer;
+	struct ibv_comp_channel *ch;
+	bool first;
+	const char *error;
+	uint32_t round;
+	struct ibv_wc early_recv; /* taken while waiting for a READ */
+	bool has_early_recv;
+};
+
+/* The next completion of opcode @want, sleeping on the channel. */
+static const char *wait_wc_event(struct blocker *b, enum ibv_wc_opcode want,
+				 struct ibv_wc *out)
+{
+	struct side *s = b->me;
+	struct ibv_cq *cq;
+	struct ibv_wc wc;
+	bool armed = false;
+	void *ctx;
+	int n;
+
+	if (want == IBV_WC_RECV && b->has_early_recv) {
+		b->has_early_recv = false;
+		*out = b->early_recv;
+		return NULL;
+	}
+	for (;;) {
+		n = ibv_poll_cq(s->cq, 1, &wc);
+		if (n < 0)
+			return "ibv_poll_cq";
+		if (n) {
+			if (wc.status != IBV_WC_SUCCESS)
+				return ibv_wc_status_str(wc.status);
+			if (wc.opcode == want) {
+				*out = wc;
+				return NULL;
+			}
+			if (wc.opcode == IBV_WC_RECV) {
+				b->early_recv = wc;
+				b->has_early_recv = true;
+			}
+			continue;
+		}
+		if (!armed) {
+			if (ibv_req_notify_cq(s->cq, 0))
+				return "ibv_req_notify_cq";
+			armed = true;
+			continue; /* look once more, armed */
+		}
+		if (ibv_get_cq_event(b->ch, &cq, &ctx))
+			return "ibv_get_cq_event";
+		ibv_ack_cq_events(cq, 1);
+		armed = false;
+	}
+}
+
+static void *blocker_main(void *arg)
+{
+	struct blocker *b = arg;
+	struct side *s = b->me;
+	uint64_t got, i;
+	struct ibv_wc wc;
+
+	for (i = 0; i < 16; i++)
+		post_recv(s, 64 * i, 64, i);
+	for (b->round = 0; b->round < BLOCK_ROUNDS; b->round++) {
+		uint64_t r = b->round;
+
+		if (b->first) {
+			memcpy(s->buf + 4096, &r, 8);
+			if (post_send(s, IBV_WR_SEND, 4096, 8, 0, 0, r,
+				      IBV_SEND_INLINE))
+				return b->error = "ibv_post_send", NULL;
+			if (r % 25 == 0) {
+				fill(s->buf + 8192, 4096, r);
+				memset(s->buf + 16384, 0, 4096);
+				if (post_send(s, IBV_WR_RDMA_WRITE, 8192, 4096,
+					      (uintptr_t)b->peer->buf + 8192,
+					      b->peer->mr->rkey, r, 0) ||
+				    post_send(s, IBV_WR_RDMA_READ, 16384, 4096,
+					      (uintptr_t)b->peer->buf + 8192,
+					      b->peer->mr->rkey, r, 0))
+					return b->error = "ibv_post_send", NULL;
+				b->error =
+					wait_wc_event(b, IBV_WC_RDMA_READ, &wc);
+				if (b->error)
+					return NULL;
+				if (memcmp(s->buf + 8192, s->buf + 16384, 4096))
+					return b->error = "READ after WRITE",
+					       NULL;
+			}
+		}
+		b->error = wait_wc_event(b, IBV_WC_RECV, &wc);
+		if (b->error)
+			return NULL;
+		memcpy(&got, s->buf + 64 * wc.wr_id, 8);
+		if (got != r)
+			return b->error = "a message out of turn", NULL;
+		post_recv(s, 64 * wc.wr_id, 64, wc.wr_id);
+		if (!b->first) {
+			memcpy(s->buf + 4096, &r, 8);
+			if (post_send(s, IBV_WR_SEND, 4096, 8, 0, 0, r,
+				      IBV_SEND_INLINE))
+				return b->error = "ibv_post_send", NULL;
+		}
+	}
+	return NULL;
+}
+
+static void do_blocking(bool two)
+{
+	struct ibv_context *c0 = open_dev("hfi1_0");
+	struct ibv_context *c1 = two ? open_dev("hfi1_1") : c0;
+	struct ibv_comp_channel *ch0, *ch1;
+	struct blocker b[2] = {};
+	struct timespec end;
+	pthread_t t[2];
+	struct pair p;
+	int i;
+
+	assert_non_null(c0);
+	assert_non_null(c1);
+	ch0 = ibv_create_comp_channel(c0);
+	ch1 = ibv_create_comp_channel(c1);
+	assert_non_null(ch0);
+	assert_non_null(ch1);
+	p.type = IBV_QPT_RC;
+	side_init_ch(&p.a, c0, IBV_QPT_RC, ch0);
+	side_init_ch(&p.b, c1, IBV_QPT_RC, ch1);
+	assert_int_equal(to_rts(&p.a, &p.b, 7, 7), 0);
+	assert_int_equal(to_rts(&p.b, &p.a, 7, 7), 0);
+	b[0] = (struct blocker){
+		.me = &p.a, .peer = &p.b, .ch = ch0, .first = true
+	};
+	b[1] = (struct blocker){ .me = &p.b, .peer = &p.a, .ch = ch1 };
+	for (i = 0; i < 2; i++)
+		assert_int_equal(
+			pthread_create(&t[i], NULL, blocker_main, &b[i]), 0);
+	clock_gettime(CLOCK_REALTIME, &end);
+	end.tv_sec += 60;
+	for (i = 0; i < 2; i++)
+		if (pthread_timedjoin_np(t[i], NULL, &end))
+			fail_msg("side %d stuck in round %u", i, b[i].round);
+	for (i = 0; i < 2; i++)
+		if (b[i].error)
+			fail_msg("side %d, round %u: %s", i, b[i].round,
+				 b[i].error);
+	side_fini(&p.b, false);
+	side_fini(&p.a, false);
+	/* The channels before their contexts. */
+	assert_int_equal(ibv_destroy_comp_channel(ch1), 0);
+	assert_int_equal(ibv_destroy_comp_channel(ch0), 0);
+	if (two)
+		assert_int_equal(ibv_close_device(c1), 0);
+	assert_int_equal(ibv_close_device(c0), 0);
+}
+
+static void test_rc_blocking(void **state)
+{
+	do_blocking(true);
+}
+
+static void test_rc_blocking_loopback(void **state)
+{
+	do_blocking(false);
 }
 
 static void test_uc_send(void **state)
@@ -1146,6 +1329,8 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_rc_send),
 		cmocka_unit_test(test_rc_send_loopback),
+		cmocka_unit_test(test_rc_blocking),
+		cmocka_unit_test(test_rc_blocking_loopback),
 		cmocka_unit_test(test_uc_send),
 		cmocka_unit_test(test_rc_write),
 		cmocka_unit_test(test_uc_write),
