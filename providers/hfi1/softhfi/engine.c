@@ -727,25 +727,31 @@ static bool work_pending(struct sengine *e)
 }
 
 /*
- * Links with a whole packet header waiting, handled now: for a verb's
- * thread, which must not wait on a link. e->lock.
+ * @l's packets whose header is whole, and the ACK left in its doorbell,
+ * handled now: for a verb's thread, which must not wait on a link.
+ * e->lock.
  */
-static void poll_links(struct sengine *e)
+static void take_link_packets(struct sengine *e, struct slink *l)
 {
 	struct spkt h;
-	struct slink *l;
 	int n;
 
-	LIST_FOREACH(l, &e->links, entry)
-	{
-		for (n = 0; n < 16 && !l->dead && link_pending(l); n++) {
-			if (slink_read_header(e, l, &h))
-				break;
-			sqp_recv_packet_locked(e, l, &h);
-		}
-		if (!l->dead)
-			slink_take_bell_ack(e, l);
+	for (n = 0; n < 16 && !l->dead && link_pending(l); n++) {
+		if (slink_read_header(e, l, &h))
+			break;
+		sqp_recv_packet_locked(e, l, &h);
 	}
+	if (!l->dead)
+		slink_take_bell_ack(e, l);
+}
+
+/* Every link's, as take_link_packets(). e->lock. */
+static void poll_links(struct sengine *e)
+{
+	struct slink *l;
+
+	LIST_FOREACH(l, &e->links, entry)
+	take_link_packets(e, l);
 }
 
 /*
