@@ -198,19 +198,37 @@ int softhfi_cq_resize(struct softhfi_cq *cq, uint32_t cqe)
 	return 0;
 }
 
+/*
+ * The CQ whose verb (ibv_poll_cq(), ibv_req_notify_cq()) this thread is
+ * in: the application sees what lands in it before it sleeps again.
+ */
+static __thread struct softhfi_cq *cq_in_verb;
+
 int softhfi_cq_arm(struct softhfi_cq *cq, bool solicited_only)
 {
+	bool delegated;
+
 	if (!sctxt_owned(cq->v->ctxt))
 		return EIO;
-	/* The caller is about to sleep: the engine takes the links back. */
-	if (cq->v->engine)
-		sengine_poll_stop(cq->v->engine);
 	pthread_mutex_lock(&cq->lock);
 	/* As rdmavt: an arm for any completion is not narrowed by a later
 	 * solicited-only one. */
 	if (cq->notify != SCQ_NEXT_COMP)
 		cq->notify = solicited_only ? SCQ_SOLICITED : SCQ_NEXT_COMP;
 	pthread_mutex_unlock(&cq->lock);
+	if (!cq->v->engine)
+		return 0;
+	/*
+	 * The caller is about to sleep: the peer wakes it (one link), or
+	 * the engine takes the links back.
+	 */
+	cq_in_verb = cq;
+	delegated = !solicited_only && cq->comp_fd >= 0 &&
+		    sengine_delegate(cq->v->engine, cq, cq->comp_fd,
+				     cq->user_handle);
+	cq_in_verb = NULL;
+	if (!delegated)
+		sengine_poll_stop(cq->v->engine);
 	return 0;
 }
 
@@ -274,12 +292,12 @@ static void comp_event_locked(struct softhfi_cq *cq)
 			   n < 0 ? strerror(errno) : "short write");
 }
 
-bool scq_push(struct softhfi_cq *cq, const struct ib_uverbs_wc *wc,
-	      bool solicited)
+bool scq_push_given(struct softhfi_cq *cq, const struct ib_uverbs_wc *wc,
+		    bool solicited, bool event_given)
 {
 	struct rvt_cq_wc *ring;
 	uint32_t head, tail, next, cqe;
-	bool overrun = false;
+	bool overrun = false, taken_by_woken;
 
 	pthread_mutex_lock(&cq->lock);
 	if (cq->error) {
@@ -299,10 +317,21 @@ bool scq_push(struct softhfi_cq *cq, const struct ib_uverbs_wc *wc,
 		ring->uqueue[head] = *wc;
 		/* Pairs with the poller's acquire of head. */
 		ring_store(&ring->head.val, next);
-		if (cq->notify == SCQ_NEXT_COMP ||
-		    (cq->notify == SCQ_SOLICITED && solicited)) {
+		/*
+		 * Its event was given, and the application, woken by it, is
+		 * taking it: the arm it made since is for the next one.
+		 * Where the engine thread takes it, the application may have
+		 * looked already: an event, though another was given.
+		 */
+		taken_by_woken = event_given && cq == cq_in_verb;
+		if (!taken_by_woken &&
+		    (cq->notify == SCQ_NEXT_COMP ||
+		     (cq->notify == SCQ_SOLICITED && solicited))) {
 			cq->notify = 0;
-			comp_event_locked(cq);
+			/* Unless the peer took the arm, and gave it. */
+			if (!cq->v->engine ||
+			    sengine_take_cq_arm(cq->v->engine, cq))
+				comp_event_locked(cq);
 		}
 	}
 	pthread_mutex_unlock(&cq->lock);
@@ -314,6 +343,12 @@ bool scq_push(struct softhfi_cq *cq, const struct ib_uverbs_wc *wc,
 		sverbs_event(cq->v, SOFTHFI_EVENT_CQ_ERR, cq->user_handle);
 	}
 	return !overrun;
+}
+
+bool scq_push(struct softhfi_cq *cq, const struct ib_uverbs_wc *wc,
+	      bool solicited)
+{
+	return scq_push_given(cq, wc, solicited, false);
 }
 
 void scq_get(struct softhfi_cq *cq)
@@ -330,6 +365,9 @@ void softhfi_cq_progress(struct softhfi_cq *cq)
 {
 	struct sengine *e = cq->v->engine;
 
-	if (e)
+	if (e) {
+		cq_in_verb = cq;
 		sengine_progress(e, NULL);
+		cq_in_verb = NULL;
+	}
 }

@@ -20,6 +20,7 @@
 #include <time.h>
 #include <unistd.h>
 #include <linux/sockios.h>
+#include <sys/syscall.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <sys/ioctl.h>
@@ -63,6 +64,21 @@ struct softhfi_qp *sengine_find_qp(struct sengine *e, uint32_t qpn)
 }
 
 static bool app_polling(struct sengine *e);
+
+/*
+ * The application takes @l's packets itself: it polls, or it waits on its
+ * channel with the peer giving it its event. e->lock.
+ */
+static bool link_left_to_app(struct slink *l, bool polled)
+{
+	if (polled)
+		return true;
+	if (l->delegated && atomic_load(&l->bell->side[l->side].ev_armed))
+		return true;
+	/* Its event was given: it polls now, or the engine takes back. */
+	l->delegated = false;
+	return false;
+}
 
 /*
  * Links are watched one event at a time (EPOLLONESHOT). While the
@@ -113,7 +129,7 @@ bool slink_room(struct sengine *e, struct slink *l, uint64_t payload)
 		return true;
 	if (!l->want_out) {
 		l->want_out = true;
-		link_arm(e, l, !app_polling(e));
+		link_arm(e, l, !link_left_to_app(l, app_polling(e)));
 	}
 	return false;
 }
@@ -235,6 +251,69 @@ static bool link_pending(const struct slink *l)
 }
 
 /*
+ * Completion events given by the peer. A blocking application sleeps on
+ * its completion channel; a packet for it would wake its engine thread,
+ * which then wakes the application: two wake-ups in series. Instead, the
+ * application's side of the doorbell says when it waits (ev_armed), and
+ * the writer of the packet writes the event into its channel itself, so
+ * that the application wakes at once and takes the packet in its own
+ * ibv_poll_cq(), as a polling one does, while its engine thread watches
+ * the link for a hang-up only (sengine_delegate()).
+ *
+ * The channel's fd comes from the application's process with
+ * pidfd_getfd(), which needs the rights to ptrace it: a peer that could
+ * not write anything into it otherwise. Where the call is refused, the
+ * peer never says it holds the channel, and nothing is delegated to it.
+ */
+static void take_peer_chan(struct slink *l)
+{
+	const typeof(l->bell->side[0]) *peer = &l->bell->side[!l->side];
+	int pidfd;
+
+	if (l->peer_chan_tried || l->kind != SWIRE_LINK_QP ||
+	    !atomic_load_explicit(&peer->chan_given, memory_order_acquire))
+		return;
+	l->peer_chan_tried = true;
+	pidfd = syscall(SYS_pidfd_open, peer->chan_pid, 0);
+	if (pidfd < 0)
+		return;
+	l->peer_chan = syscall(SYS_pidfd_getfd, pidfd, peer->chan_fd, 0);
+	close(pidfd);
+	if (l->peer_chan >= 0)
+		atomic_store(&l->bell->side[l->side].chan_taken, 1);
+}
+
+/* The peer's application waits for an event: take its arm, once. */
+static bool take_peer_arm(struct slink *l)
+{
+	_Atomic uint32_t *armed = &l->bell->side[!l->side].ev_armed;
+
+	return l->peer_chan >= 0 &&
+	       atomic_load_explicit(armed, memory_order_relaxed) &&
+	       atomic_exchange(armed, 0);
+}
+
+/*
+ * The event, as the peer's engine would write it (comp_event_locked()).
+ * One that cannot be written gives the arm back, for the peer's engine.
+ */
+static void give_event(struct slink *l)
+{
+	uint64_t handle = l->bell->side[!l->side].chan_cq_handle;
+
+	if (send(l->peer_chan, &handle, sizeof(handle),
+		 MSG_NOSIGNAL | MSG_DONTWAIT) != sizeof(handle))
+		atomic_store(&l->bell->side[!l->side].ev_armed, 1);
+}
+
+void slink_give_bell_event(struct slink *l)
+{
+	atomic_thread_fence(memory_order_seq_cst);
+	if (take_peer_arm(l))
+		give_event(l);
+}
+
+/*
  * Write a whole packet: the header, then @len bytes from @iov. Room was
  * checked, so this does not wait. A fault in the application's memory
  * part-way (it unmapped a buffer it was sending) is made up with zeros so
@@ -249,11 +328,21 @@ int slink_write(struct slink *l, const struct spkt *h, const struct iovec *iov,
 	struct iovec v[1 + 16];
 	size_t want = sizeof(*h) + len, done = 0;
 	struct msghdr msg = {};
+	bool given = false;
+	struct spkt hg;
 	int err = 0;
 	ssize_t n;
 
 	if (iovcnt > 16)
 		return EINVAL;
+	take_peer_chan(l);
+	/* The peer waits: the header says that its event is given. */
+	if (take_peer_arm(l)) {
+		hg = *h;
+		hg.flags |= SPF_EVENT_GIVEN;
+		h = &hg;
+		given = true;
+	}
 	v[0].iov_base = (void *)h;
 	v[0].iov_len = sizeof(*h);
 	if (iovcnt)
@@ -266,14 +355,20 @@ int slink_write(struct slink *l, const struct spkt *h, const struct iovec *iov,
 		if (n < 0 && errno == EINTR)
 			continue;
 		/* The doorbell's slot is not counted: the next one reuses it. */
-		if (n < 0 && errno == EFAULT && !done && (flags & SLINK_WHOLE))
+		if (n < 0 && errno == EFAULT && !done &&
+		    (flags & SLINK_WHOLE)) {
+			if (given)
+				give_event(l); /* it wakes to nothing */
 			return EFAULT;
+		}
 		if (n < 0 && errno == EFAULT && done >= sizeof(*h)) {
 			err = EFAULT;
 			break;
 		}
 		if (n <= 0) {
 			l->dead = true;
+			if (given)
+				give_event(l); /* it learns the link died */
 			return n < 0 ? errno : EPIPE;
 		}
 		done += n;
@@ -311,12 +406,24 @@ int slink_write(struct slink *l, const struct spkt *h, const struct iovec *iov,
 			n = send(l->fd, zeros, z, MSG_NOSIGNAL);
 			if (n <= 0) {
 				l->dead = true;
+				if (given)
+					give_event(l);
 				return EPIPE;
 			}
 			done += n;
 		}
 		link_ring(l, len);
 	}
+	/*
+	 * Pairs with sengine_delegate()'s: it sees this packet counted, or
+	 * we see it armed. Both may: an event with nothing new is harmless.
+	 */
+	if (!given && l->peer_chan >= 0) {
+		atomic_thread_fence(memory_order_seq_cst);
+		given = take_peer_arm(l);
+	}
+	if (given)
+		give_event(l);
 	return err;
 }
 
@@ -400,6 +507,7 @@ static struct slink *link_add(struct sengine *e, int fd,
 		return NULL;
 	}
 	l->fd = fd;
+	l->peer_chan = -1;
 	l->ctr = e->v->ctr;
 	l->bell = bell;
 	l->side = side;
@@ -429,6 +537,8 @@ static void link_free(struct sengine *e, struct slink *l)
 {
 	epoll_ctl(e->epfd, EPOLL_CTL_DEL, l->fd, NULL);
 	close(l->fd);
+	if (l->peer_chan >= 0)
+		close(l->peer_chan);
 	swire_bell_unmap(l->bell);
 	LIST_REMOVE(l, entry);
 	free(l);
@@ -850,6 +960,77 @@ bool sengine_progress(struct sengine *e, struct softhfi_qp *qp)
 	return true;
 }
 
+bool sengine_delegate(struct sengine *e, struct softhfi_cq *cq, int chan_fd,
+		      uint64_t cq_handle)
+{
+	struct slink *l, *one = NULL;
+	int users = 0;
+
+	pthread_mutex_lock(&e->lock);
+	LIST_FOREACH(l, &e->links, entry)
+	if (l->kind == SWIRE_LINK_QP && l->qp && !l->dead &&
+	    (l->qp->recv_cq == cq || l->qp->send_cq == cq)) {
+		one = l;
+		users++;
+	}
+	/*
+	 * One link, one peer to give the one event of the arm, and every
+	 * completion of its QP in this CQ: what the peer sends (a message,
+	 * an ACK) is for no other.
+	 */
+	if (users != 1 || one->qp->recv_cq != cq || one->qp->send_cq != cq) {
+		pthread_mutex_unlock(&e->lock);
+		return false;
+	}
+	l = one;
+	if (!atomic_load_explicit(&l->bell->side[l->side].chan_given,
+				  memory_order_relaxed)) {
+		l->bell->side[l->side].chan_pid = getpid();
+		l->bell->side[l->side].chan_fd = chan_fd;
+		l->bell->side[l->side].chan_cq_handle = cq_handle;
+		atomic_store(&l->bell->side[l->side].chan_given, 1);
+	}
+	if (!atomic_load(&l->bell->side[!l->side].chan_taken)) {
+		pthread_mutex_unlock(&e->lock);
+		return false;
+	}
+	l->delegated = true;
+	/* The peer's ACKs go in the doorbell, with the event given. */
+	bell_polling(e, l, true);
+	link_arm(e, l, false);
+	atomic_store(&l->bell->side[l->side].ev_armed, 1);
+	/* Pairs with slink_write()'s: what came before the arm is ours. */
+	atomic_thread_fence(memory_order_seq_cst);
+	take_link_packets(e, l);
+	/* And what they call for goes out (an ACK, a READ response). */
+	if (l->qp)
+		sqp_progress_locked(e, l->qp);
+	/*
+	 * An engine asleep for longer than its tick while links are left
+	 * to the application learns of it: should no event come (the peer
+	 * could not write it), its tick takes the link back.
+	 */
+	if (atomic_load(&e->sleeping) &&
+	    atomic_load(&e->sleep_until) > sengine_now() + 1000000ull) {
+		uint64_t kick = 1;
+
+		(void)!write(e->kick_fd, &kick, sizeof(kick));
+	}
+	sengine_unlock_progressed(e);
+	return true;
+}
+
+bool sengine_take_cq_arm(struct sengine *e, struct softhfi_cq *cq)
+{
+	struct slink *l;
+
+	LIST_FOREACH(l, &e->links, entry)
+	if (l->delegated && l->qp && l->qp->recv_cq == cq &&
+	    !atomic_exchange(&l->bell->side[l->side].ev_armed, 0))
+		return false;
+	return true;
+}
+
 void sengine_lock_posted(struct sengine *e)
 {
 	pthread_mutex_lock(&e->lock);
@@ -862,7 +1043,7 @@ static void *engine_main(void *arg)
 	struct sengine *e = arg;
 	struct epoll_event evs[32];
 	struct slink *l;
-	bool polled;
+	bool polled, left;
 	sigset_t all;
 	int i, n, timeout;
 
@@ -875,14 +1056,18 @@ static void *engine_main(void *arg)
 		reap_links(e);
 		timeout = next_timeout(e);
 		polled = app_polling(e);
-		/* Look again when the poller may have stopped. */
-		if (polled && (timeout < 0 || timeout > 1))
-			timeout = 1;
+		left = polled;
 		LIST_FOREACH(l, &e->links, entry)
 		if (!l->dead) {
-			bell_polling(e, l, polled);
-			link_arm(e, l, !polled);
+			bool app = link_left_to_app(l, polled);
+
+			bell_polling(e, l, app);
+			link_arm(e, l, !app);
+			left |= app;
 		}
+		/* Look again when the poller may have stopped. */
+		if (left && (timeout < 0 || timeout > 1))
+			timeout = 1;
 		atomic_store(&e->sleep_until,
 			     timeout < 0 ?
 				     UINT64_MAX :
@@ -914,9 +1099,10 @@ static void *engine_main(void *arg)
 					l->want_out = false;
 				/* A poller takes the packets, not a hang-up. */
 				if (evs[i].events &
-				    (polled ? EPOLLRDHUP | EPOLLHUP | EPOLLERR :
-					      EPOLLIN | EPOLLRDHUP | EPOLLHUP |
-						      EPOLLERR))
+				    (link_left_to_app(l, polled) ?
+					     EPOLLRDHUP | EPOLLHUP | EPOLLERR :
+					     EPOLLIN | EPOLLRDHUP | EPOLLHUP |
+						     EPOLLERR))
 					slink_readable(e, l);
 			}
 		}

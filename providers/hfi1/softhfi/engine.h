@@ -45,6 +45,8 @@ enum spkt_flags {
 	 * and atomic responses still on the stream.
 	 */
 	SPF_BELL = 1 << 5,
+	/* The peer's application was given the event of its completion. */
+	SPF_EVENT_GIVEN = 1 << 6,
 };
 
 /* NAK syndromes (IB spec 9.7.5.2.8, as the requester completes them). */
@@ -100,6 +102,10 @@ struct slink {
 	uint16_t rlid; /* the peer */
 	uint32_t rqpn;
 	char endpoint[SWIRE_NAME_MAX]; /* SWIRE_LINK_UD, outgoing */
+	int peer_chan; /* the peer's completion channel, or -1 */
+	bool peer_chan_tried;
+	/* Our application waits on its channel, woken by the peer. */
+	bool delegated;
 	LIST_ENTRY(slink) entry;
 };
 
@@ -251,6 +257,20 @@ bool sengine_progress(struct sengine *e, struct softhfi_qp *qp);
  * engine thread if what it did needs it sooner, and unlock e->lock.
  */
 void sengine_unlock_progressed(struct sengine *e);
+/*
+ * @cq was armed for any completion: where one link's receives complete
+ * into it and the peer holds its channel, the peer gives the event and
+ * the engine thread leaves the link to the application. True if it does.
+ */
+bool sengine_delegate(struct sengine *e, struct softhfi_cq *cq, int chan_fd,
+		      uint64_t cq_handle);
+/*
+ * An event of @cq is due from its engine: false if the peer of a link
+ * delegated to took the arm, and gave the event itself. e->lock.
+ */
+bool sengine_take_cq_arm(struct sengine *e, struct softhfi_cq *cq);
+/* Give the peer's application its event, for an ACK left in the doorbell. */
+void slink_give_bell_event(struct slink *l);
 /* The application is about to sleep on a completion channel. */
 void sengine_poll_stop(struct sengine *e);
 /*

@@ -140,7 +140,9 @@ static void complete_recv(struct softhfi_qp *qp, uint64_t wr_id,
 	}
 	if (h && (h->flags & SPF_GRH))
 		wc.wc_flags |= SWC_FLAG_GRH;
-	scq_push(qp->recv_cq, &wc, !status && h && (h->flags & SPF_SOLICITED));
+	scq_push_given(qp->recv_cq, &wc,
+		       !status && h && (h->flags & SPF_SOLICITED),
+		       h && (h->flags & SPF_EVENT_GIVEN));
 }
 
 /* --- placement: through the TIDs of the MR, never the mapping --- */
@@ -926,6 +928,8 @@ static void send_responses(struct sengine *e, struct softhfi_qp *qp,
 
 		/* A polling requester reads it in the doorbell. */
 		if (r->op == SP_ACK && slink_bell_ack(l, r->ssn)) {
+			/* One that waits on its channel is woken for it. */
+			slink_give_bell_event(l);
 			qp->resp_tail++;
 			continue;
 		}

@@ -177,6 +177,22 @@ struct swire_bell {
 		 */
 		_Atomic uint32_t polling;
 		char pad[44];
+		/*
+		 * Completion events given by the peer (engine.c,
+		 * sengine_delegate()), in a line of their own that every
+		 * packet's writer reads and no packet writes. chan_given:
+		 * this side's application has a completion channel for the
+		 * CQ of its link's QP, and chan_* name it; chan_taken: this
+		 * side holds the peer's channel; ev_armed: this side's
+		 * application waits on its channel, and whoever gives it the
+		 * event takes it (exchanged to 0).
+		 */
+		_Atomic uint32_t chan_given;
+		_Atomic uint32_t chan_taken;
+		_Atomic uint32_t ev_armed;
+		int32_t chan_pid, chan_fd;
+		uint64_t chan_cq_handle;
+		char pad_chan[32];
 		struct swire_bell_slot ring[SWIRE_BELL_RING];
 	} side[2]; /* [0]: the side that connected */
 };
@@ -218,10 +234,14 @@ int softhfi_ah_resolve(struct sverbs *v, uint32_t pdn, uint32_t handle,
  * Add @wc to @cq and raise its channel event if it is armed for it
  * (@solicited: the completion of a receive of a solicited message). On
  * overrun the completion is lost, the CQ is in error from then on and
- * IB_EVENT_CQ_ERR goes to the application, once: false. Any thread.
+ * IB_EVENT_CQ_ERR goes to the application, once: false. e->lock, if the
+ * context has links.
  */
 bool scq_push(struct softhfi_cq *cq, const struct ib_uverbs_wc *wc,
 	      bool solicited);
+/* The same, of a message whose sender gave its event (sengine_delegate()). */
+bool scq_push_given(struct softhfi_cq *cq, const struct ib_uverbs_wc *wc,
+		    bool solicited, bool event_given);
 /* A QP or SRQ starts or stops using @cq (destroy refuses while used). */
 void scq_get(struct softhfi_cq *cq);
 void scq_put(struct softhfi_cq *cq);

@@ -241,6 +241,9 @@ int swire_lookup(struct swire *w, uint16_t dlid, uint32_t dqpn, char *name,
 #define SWIRE_BELL_SIZE 16384
 _Static_assert(sizeof(struct swire_bell) <= SWIRE_BELL_SIZE,
 	       "the doorbell outgrew its memfd");
+_Static_assert(offsetof(struct swire_bell, side[0].chan_given) == 64 &&
+		       offsetof(struct swire_bell, side[0].ring) == 128,
+	       "the doorbell's event line is a cache line of its own");
 #define SWIRE_BELL_SEALS (F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL)
 
 static struct swire_bell *bell_map(int fd)
