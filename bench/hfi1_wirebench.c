@@ -318,6 +318,33 @@ static void raw_pingpong(int fd, bool first, bool poll, int iters)
 	}
 }
 
+/* An io_uring whose one registered buffer is @buf (4 KiB). */
+static void fixed_ring_init(struct io_uring *ring, void *buf)
+{
+	struct iovec iov = { buf, 4096 };
+
+	errno = -io_uring_queue_init(4, ring, 0);
+	if (errno)
+		die("io_uring_queue_init");
+	errno = -io_uring_register_buffers(ring, &iov, 1);
+	if (errno)
+		die("io_uring_register_buffers");
+}
+
+/* 8 bytes from @fd into @buf with one READ_FIXED: one io_uring_enter. */
+static void read_fixed8(struct io_uring *ring, int fd, void *buf)
+{
+	struct io_uring_cqe *cqe;
+
+	io_uring_prep_read_fixed(io_uring_get_sqe(ring), fd, buf, 8, -1, 0);
+	if (io_uring_submit_and_wait(ring, 1) != 1 ||
+	    io_uring_peek_cqe(ring, &cqe) || cqe->res != 8) {
+		errno = EIO;
+		die("READ_FIXED");
+	}
+	io_uring_cqe_seen(ring, cqe);
+}
+
 /*
  * The raw busy-polling ping-pong with the pinned-page rule kept, at the
  * least cost the wire allows: the sender write()s the 8 bytes and counts
@@ -333,19 +360,11 @@ static void floor_pingpong(int fd, bool first, int iters)
 	static bool ready;
 	_Atomic uint64_t *mine = &floor_bell[first ? 0 : 1];
 	_Atomic uint64_t *theirs = &floor_bell[first ? 1 : 0];
-	struct io_uring_cqe *cqe;
 	char b[8] = {};
 	int i;
 
 	if (!ready) {
-		struct iovec iov = { buf, sizeof(buf) };
-
-		errno = -io_uring_queue_init(4, &ring, 0);
-		if (errno)
-			die("io_uring_queue_init");
-		errno = -io_uring_register_buffers(&ring, &iov, 1);
-		if (errno)
-			die("io_uring_register_buffers");
+		fixed_ring_init(&ring, buf);
 		ready = true;
 	}
 	for (i = 0; i < iters; i++) {
@@ -356,14 +375,7 @@ static void floor_pingpong(int fd, bool first, int iters)
 		while (atomic_load(theirs) == taken)
 			;
 		taken++;
-		io_uring_prep_read_fixed(io_uring_get_sqe(&ring), fd, buf, 8,
-					 -1, 0);
-		if (io_uring_submit_and_wait(&ring, 1) != 1 ||
-		    io_uring_peek_cqe(&ring, &cqe) || cqe->res != 8) {
-			errno = EIO;
-			die("READ_FIXED");
-		}
-		io_uring_cqe_seen(&ring, cqe);
+		read_fixed8(&ring, fd, buf);
 		if (!first) {
 			xwrite(fd, b, 8);
 			atomic_fetch_add(mine, 1);
@@ -464,8 +476,6 @@ static void child(int ctl, int raw)
 static double place_floor_us(int iters)
 {
 	static char buf[4096] __attribute__((aligned(4096)));
-	struct iovec iov = { buf, sizeof(buf) };
-	struct io_uring_cqe *cqe;
 	struct io_uring ring;
 	uint64_t t0, t1;
 	char *fill;
@@ -480,23 +490,10 @@ static double place_floor_us(int iters)
 		die("calloc");
 	xwrite(sv[1], fill, (size_t)iters * 8);
 	free(fill);
-	errno = -io_uring_queue_init(4, &ring, 0);
-	if (errno)
-		die("io_uring_queue_init");
-	errno = -io_uring_register_buffers(&ring, &iov, 1);
-	if (errno)
-		die("io_uring_register_buffers");
+	fixed_ring_init(&ring, buf);
 	t0 = bench_now_ns();
-	for (i = 0; i < iters; i++) {
-		io_uring_prep_read_fixed(io_uring_get_sqe(&ring), sv[0], buf, 8,
-					 -1, 0);
-		if (io_uring_submit_and_wait(&ring, 1) != 1 ||
-		    io_uring_peek_cqe(&ring, &cqe) || cqe->res != 8) {
-			errno = EIO;
-			die("READ_FIXED");
-		}
-		io_uring_cqe_seen(&ring, cqe);
-	}
+	for (i = 0; i < iters; i++)
+		read_fixed8(&ring, sv[0], buf);
 	t1 = bench_now_ns();
 	io_uring_queue_exit(&ring);
 	close(sv[0]);
