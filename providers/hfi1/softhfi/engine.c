@@ -492,9 +492,9 @@ void slink_kill(struct sengine *e, struct slink *l)
 }
 
 /* @side: 0 for the side that connected. Takes @fd and @bell. */
-static struct slink *link_add(struct sengine *e, int fd,
-			      struct swire_bell *bell, uint8_t side,
-			      uint8_t kind)
+/* A link for what the wire made: it owns @c from here on. */
+static struct slink *link_add(struct sengine *e, struct swire_conn *c,
+			      uint8_t side, uint8_t kind)
 {
 	struct epoll_event ev = {
 		.events = EPOLLIN | EPOLLRDHUP | EPOLLONESHOT,
@@ -502,17 +502,16 @@ static struct slink *link_add(struct sengine *e, int fd,
 	struct slink *l = calloc(1, sizeof(*l));
 
 	if (!l) {
-		close(fd);
-		swire_bell_unmap(bell);
+		swire_conn_close(c);
 		return NULL;
 	}
-	l->fd = fd;
+	l->fd = c->fd;
 	l->peer_chan = -1;
 	l->ctr = e->v->ctr;
-	l->bell = bell;
+	l->bell = c->bell;
 	l->side = side;
 	l->kind = kind;
-	l->sndbuf = swire_link_sndbuf(fd);
+	l->sndbuf = swire_link_sndbuf(l->fd);
 	/* Room for four packets: a writer never waits for a reader. */
 	l->pkt_max = l->sndbuf / 4 > SLINK_SLACK + sizeof(struct spkt) ?
 			     l->sndbuf / 4 - SLINK_SLACK - sizeof(struct spkt) :
@@ -521,9 +520,8 @@ static struct slink *link_add(struct sengine *e, int fd,
 	if (!l->pkt_max)
 		l->pkt_max = 4096;
 	ev.data.ptr = l;
-	if (epoll_ctl(e->epfd, EPOLL_CTL_ADD, fd, &ev)) {
-		close(fd);
-		swire_bell_unmap(bell);
+	if (epoll_ctl(e->epfd, EPOLL_CTL_ADD, l->fd, &ev)) {
+		swire_conn_close(c);
 		free(l);
 		return NULL;
 	}
@@ -560,9 +558,8 @@ struct slink *sengine_qp_link(struct sengine *e, struct softhfi_qp *qp,
 		.dqpn = qp->dest_qpn,
 	};
 	char name[SWIRE_NAME_MAX];
-	struct swire_bell *bell;
+	struct swire_conn c;
 	struct slink *l;
-	int fd;
 
 	*err = 0;
 	if (qp->link)
@@ -573,10 +570,10 @@ struct slink *sengine_qp_link(struct sengine *e, struct softhfi_qp *qp,
 	*err = swire_lookup(&e->wire, qp->ah.dlid, qp->dest_qpn, name,
 			    sizeof(name));
 	if (!*err)
-		*err = swire_connect(&e->wire, name, &hello, &fd, &bell);
+		*err = swire_connect(&e->wire, name, &hello, &c);
 	if (*err)
 		return NULL;
-	l = link_add(e, fd, bell, 0, SWIRE_LINK_QP);
+	l = link_add(e, &c, 0, SWIRE_LINK_QP);
 	if (!l) {
 		*err = ENOMEM;
 		return NULL;
@@ -598,9 +595,8 @@ struct slink *sengine_ud_link(struct sengine *e, uint16_t dlid, uint32_t dqpn,
 		.slid = e->v->lid,
 	};
 	char name[SWIRE_NAME_MAX];
-	struct swire_bell *bell;
+	struct swire_conn c;
 	struct slink *l;
-	int fd;
 
 	*err = swire_lookup(&e->wire, dlid, dqpn, name, sizeof(name));
 	if (*err)
@@ -608,10 +604,10 @@ struct slink *sengine_ud_link(struct sengine *e, uint16_t dlid, uint32_t dqpn,
 	LIST_FOREACH(l, &e->links, entry)
 	if (l->kind == SWIRE_LINK_UD && !l->dead && !strcmp(l->endpoint, name))
 		return l;
-	*err = swire_connect(&e->wire, name, &hello, &fd, &bell);
+	*err = swire_connect(&e->wire, name, &hello, &c);
 	if (*err)
 		return NULL;
-	l = link_add(e, fd, bell, 0, SWIRE_LINK_UD);
+	l = link_add(e, &c, 0, SWIRE_LINK_UD);
 	if (!l) {
 		*err = ENOMEM;
 		return NULL;
@@ -623,14 +619,13 @@ struct slink *sengine_ud_link(struct sengine *e, uint16_t dlid, uint32_t dqpn,
 static void accept_link(struct sengine *e)
 {
 	struct swire_hello hello;
-	struct swire_bell *bell;
+	struct swire_conn c;
 	struct softhfi_qp *qp;
 	struct slink *l;
-	int fd;
 
-	if (swire_accept(&e->wire, &hello, &fd, &bell))
+	if (swire_accept(&e->wire, &hello, &c))
 		return;
-	l = link_add(e, fd, bell, 1, hello.kind);
+	l = link_add(e, &c, 1, hello.kind);
 	if (!l)
 		return;
 	l->rlid = hello.slid;

@@ -214,13 +214,20 @@ void swire_qpn_free(struct swire *w, uint32_t qpn);
 /* The endpoint that serves (@dlid, @dqpn): 0 or ENOENT. */
 int swire_lookup(struct swire *w, uint16_t dlid, uint32_t dqpn, char *name,
 		 size_t len);
+/* A link as the wire made it: its stream and its doorbell. */
+struct swire_conn {
+	int fd;
+	struct swire_bell *bell;
+};
+
 /* A new link to @endpoint, @hello and its doorbell sent: 0 or an errno. */
 int swire_connect(struct swire *w, const char *endpoint,
-		  const struct swire_hello *hello, int *fdp,
-		  struct swire_bell **bellp);
+		  const struct swire_hello *hello, struct swire_conn *c);
 /* The next link on the listener, its hello and doorbell: 0 or an errno. */
-int swire_accept(struct swire *w, struct swire_hello *hello, int *fdp,
-		 struct swire_bell **bellp);
+int swire_accept(struct swire *w, struct swire_hello *hello,
+		 struct swire_conn *c);
+/* Close what swire_connect() or swire_accept() gave. */
+void swire_conn_close(struct swire_conn *c);
 void swire_bell_unmap(struct swire_bell *bell);
 /* The link's send buffer, as the kernel sized it. */
 int swire_link_sndbuf(int fd);

@@ -284,9 +284,17 @@ static int bell_new(int *fdp, struct swire_bell **bellp)
 	return 0;
 }
 
+void swire_conn_close(struct swire_conn *c)
+{
+	if (c->fd >= 0)
+		close(c->fd);
+	swire_bell_unmap(c->bell);
+	c->fd = -1;
+	c->bell = NULL;
+}
+
 int swire_connect(struct swire *w, const char *endpoint,
-		  const struct swire_hello *hello, int *fdp,
-		  struct swire_bell **bellp)
+		  const struct swire_hello *hello, struct swire_conn *c)
 {
 	union {
 		struct cmsghdr align;
@@ -323,8 +331,8 @@ int swire_connect(struct swire *w, const char *endpoint,
 		goto err;
 	}
 	close(bell_fd);
-	*fdp = fd;
-	*bellp = bell;
+	c->fd = fd;
+	c->bell = bell;
 	return 0;
 err:
 	close(bell_fd);
@@ -357,8 +365,8 @@ static struct swire_bell *bell_accept(struct msghdr *msg)
 	return bell;
 }
 
-int swire_accept(struct swire *w, struct swire_hello *hello, int *fdp,
-		 struct swire_bell **bellp)
+int swire_accept(struct swire *w, struct swire_hello *hello,
+		 struct swire_conn *c)
 {
 	union {
 		struct cmsghdr align;
@@ -392,7 +400,7 @@ int swire_accept(struct swire *w, struct swire_hello *hello, int *fdp,
 	tv.tv_sec = 0;
 	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
 	size_link(fd);
-	*fdp = fd;
-	*bellp = bell;
+	c->fd = fd;
+	c->bell = bell;
 	return 0;
 }
