@@ -101,6 +101,16 @@ static void link_arm(struct sengine *e, struct slink *l, bool data)
 	/* Skipped headers left on the stream would report it readable. */
 	if (data && l->skip && slink_read_exact(e, l, NULL, 0))
 		return;
+	/* A packet on the lane has its payload there: it wakes us too. */
+	if (l->lane_in >= 0 && data != l->lane_armed) {
+		struct epoll_event lev = {
+			.events = data ? EPOLLIN | EPOLLONESHOT : 0,
+			.data.u64 = (uintptr_t)l | 1,
+		};
+
+		if (!epoll_ctl(e->epfd, EPOLL_CTL_MOD, l->lane_in, &lev))
+			l->lane_armed = data;
+	}
 	if (l->armed && l->arm_events == ev.events)
 		return;
 	if (!epoll_ctl(e->epfd, EPOLL_CTL_MOD, l->fd, &ev)) {
@@ -314,6 +324,77 @@ void slink_give_bell_event(struct slink *l)
 }
 
 /*
+ * The lane. A small payload goes into a pipe (one write(), whole or not
+ * at all up to PIPE_BUF), its header into the doorbell alone: nothing on
+ * the stream, whose sendmsg() costs more than a pipe's write() and whose
+ * skipped headers cost the receiver a linked read. The receiver finds the
+ * header in the doorbell, where a polling application looks, and its
+ * engine thread is woken by the pipe, which it watches beside the stream.
+ * Only while the header's ring slot cannot be reused before the peer
+ * takes it, and while the pipe has room for it whole: never more unread
+ * than half its pages, as a write() that does not fit the last page takes
+ * a new one.
+ */
+#define SLINK_LANE_MAX 4096 /* PIPE_BUF: written whole or not at all */
+
+static bool lane_room(struct slink *l, size_t len)
+{
+	int unread;
+
+	if (l->lane_bound + len <= l->lane_max)
+		return true;
+	if (ioctl(l->lane_out, FIONREAD, &unread))
+		return false;
+	l->lane_bound = unread;
+	return l->lane_bound + len <= l->lane_max;
+}
+
+/*
+ * The next header's ring slot is free: the peer has taken the packet
+ * that had it. Otherwise that packet's header may be there only, and
+ * the next one goes on the stream alone.
+ */
+static bool bell_slot_free(struct slink *l)
+{
+	uint64_t sent = atomic_load_explicit(&l->bell->side[l->side].sent,
+					     memory_order_relaxed);
+	uint64_t taken = atomic_load_explicit(&l->bell->side[!l->side].taken,
+					      memory_order_acquire);
+
+	return sent - taken < SWIRE_BELL_RING;
+}
+
+static bool lane_fits(struct slink *l, size_t len)
+{
+	return l->lane_out >= 0 && len && len <= SLINK_LANE_MAX &&
+	       lane_room(l, len);
+}
+
+/*
+ * Put @len bytes from @iov on the lane: 0; EFAULT if the application's
+ * memory faulted, with nothing written; EAGAIN if the pipe had no room
+ * after all (nothing written either: the stream takes the packet).
+ */
+static int lane_put(struct slink *l, const struct iovec *iov, int iovcnt,
+		    size_t len)
+{
+	ssize_t n;
+
+	do
+		n = writev(l->lane_out, iov, iovcnt);
+	while (n < 0 && errno == EINTR);
+	if (n == (ssize_t)len) {
+		l->lane_bound += len;
+		return 0;
+	}
+	if (n < 0 && (errno == EFAULT || errno == EAGAIN))
+		return errno;
+	/* Part of it: the lane has lost its way, and so has the link. */
+	l->dead = true;
+	return EPIPE;
+}
+
+/*
  * Write a whole packet: the header, then @len bytes from @iov. Room was
  * checked, so this does not wait. A fault in the application's memory
  * part-way (it unmapped a buffer it was sending) is made up with zeros so
@@ -328,7 +409,7 @@ int slink_write(struct slink *l, const struct spkt *h, const struct iovec *iov,
 	struct iovec v[1 + 16];
 	size_t want = sizeof(*h) + len, done = 0;
 	struct msghdr msg = {};
-	bool given = false;
+	bool given = false, slot_free;
 	struct spkt hg;
 	int err = 0;
 	ssize_t n;
@@ -343,13 +424,38 @@ int slink_write(struct slink *l, const struct spkt *h, const struct iovec *iov,
 		h = &hg;
 		given = true;
 	}
+	slot_free = bell_slot_free(l);
+	if (slot_free && lane_fits(l, len)) {
+		err = lane_put(l, iov, iovcnt, len);
+		if (!err) {
+			if (!given)
+				hg = *h;
+			hg.flags |= SPF_LANE;
+			bell_put_header(l, &hg);
+			link_ring(l, len);
+			goto rung;
+		}
+		/* Where the stream would have given EFAULT: the same. */
+		if (err == EFAULT && (flags & SLINK_WHOLE)) {
+			if (given)
+				give_event(l); /* it wakes to nothing */
+			return EFAULT;
+		}
+		if (err == EPIPE) {
+			if (given)
+				give_event(l); /* it learns the link died */
+			return EPIPE;
+		}
+		err = 0; /* the stream makes up the fault with zeros */
+	}
 	v[0].iov_base = (void *)h;
 	v[0].iov_len = sizeof(*h);
 	if (iovcnt)
 		memcpy(&v[1], iov, sizeof(*iov) * iovcnt);
 	msg.msg_iov = v;
 	msg.msg_iovlen = 1 + iovcnt;
-	bell_put_header(l, h);
+	if (slot_free)
+		bell_put_header(l, h);
 	while (done < want) {
 		n = sendmsg(l->fd, &msg, MSG_NOSIGNAL);
 		if (n < 0 && errno == EINTR)
@@ -414,6 +520,7 @@ int slink_write(struct slink *l, const struct spkt *h, const struct iovec *iov,
 		}
 		link_ring(l, len);
 	}
+rung:
 	/*
 	 * Pairs with sengine_delegate()'s: it sees this packet counted, or
 	 * we see it armed. Both may: an event with nothing new is harmless.
@@ -460,18 +567,27 @@ int slink_read_header(struct sengine *e, struct slink *l, struct spkt *h)
 	int ret = 0;
 
 	if (link_pending(l) && bell_take_header(l, h)) {
-		l->skip += sizeof(*h);
+		/* A header on the stream too is skipped there. */
+		if (!(h->flags & SPF_LANE))
+			l->skip += sizeof(*h);
 		if (l->skip >= SLINK_SKIP_MAX)
 			ret = slink_read_exact(e, l, NULL, 0);
 	} else {
 		ret = slink_read_exact(e, l, h, sizeof(*h));
 	}
-	if (!ret) {
-		l->rcvd++;
-		sctr_add(&l->ctr->rcv_packets, 1);
-		sctr_add(&l->ctr->rcv_bytes, h->len);
+	if (ret)
+		return ret;
+	l->rx_lane = h->flags & SPF_LANE;
+	if (l->rx_lane && l->lane_in < 0) {
+		l->dead = true; /* a payload on a lane it never made */
+		return EPROTO;
 	}
-	return ret;
+	l->rcvd++;
+	atomic_store_explicit(&l->bell->side[l->side].taken, l->rcvd,
+			      memory_order_release);
+	sctr_add(&l->ctr->rcv_packets, 1);
+	sctr_add(&l->ctr->rcv_bytes, h->len);
+	return 0;
 }
 
 /* Read and discard @len bytes of payload (and l->skip before them). */
@@ -480,8 +596,13 @@ void slink_drop(struct sengine *e, struct slink *l, size_t len)
 	while (len && !l->dead) {
 		size_t n = len < e->scratch_size ? len : e->scratch_size;
 
-		if (slink_read_exact(e, l, e->scratch, n))
+		/* A lane's payload is there whole before its header. */
+		if (l->rx_lane) {
+			if (read(l->lane_in, e->scratch, n) != (ssize_t)n)
+				l->dead = true;
+		} else if (slink_read_exact(e, l, e->scratch, n)) {
 			return;
+		}
 		len -= n;
 	}
 }
@@ -506,6 +627,9 @@ static struct slink *link_add(struct sengine *e, struct swire_conn *c,
 		return NULL;
 	}
 	l->fd = c->fd;
+	l->lane_in = c->lane_in;
+	l->lane_out = c->lane_out;
+	l->lane_guard = c->lane_guard;
 	l->peer_chan = -1;
 	l->ctr = e->v->ctr;
 	l->bell = c->bell;
@@ -519,11 +643,30 @@ static struct slink *link_add(struct sengine *e, struct swire_conn *c,
 	l->pkt_max &= ~4095u;
 	if (!l->pkt_max)
 		l->pkt_max = 4096;
+	if (l->lane_out >= 0) {
+		int size = fcntl(l->lane_out, F_GETPIPE_SZ);
+
+		l->lane_max = size > 0 ? size / 2 : 0;
+	}
 	ev.data.ptr = l;
 	if (epoll_ctl(e->epfd, EPOLL_CTL_ADD, l->fd, &ev)) {
 		swire_conn_close(c);
 		free(l);
 		return NULL;
+	}
+	if (l->lane_in >= 0) {
+		struct epoll_event lev = {
+			.events = EPOLLIN | EPOLLONESHOT,
+			.data.u64 = (uintptr_t)l | 1,
+		};
+
+		if (epoll_ctl(e->epfd, EPOLL_CTL_ADD, l->lane_in, &lev)) {
+			epoll_ctl(e->epfd, EPOLL_CTL_DEL, l->fd, NULL);
+			swire_conn_close(c);
+			free(l);
+			return NULL;
+		}
+		l->lane_armed = true;
 	}
 	l->armed = true;
 	l->arm_events = ev.events;
@@ -535,6 +678,12 @@ static void link_free(struct sengine *e, struct slink *l)
 {
 	epoll_ctl(e->epfd, EPOLL_CTL_DEL, l->fd, NULL);
 	close(l->fd);
+	if (l->lane_in >= 0) {
+		epoll_ctl(e->epfd, EPOLL_CTL_DEL, l->lane_in, NULL);
+		close(l->lane_in);
+		close(l->lane_out);
+		close(l->lane_guard);
+	}
 	if (l->peer_chan >= 0)
 		close(l->peer_chan);
 	swire_bell_unmap(l->bell);
@@ -570,7 +719,7 @@ struct slink *sengine_qp_link(struct sengine *e, struct softhfi_qp *qp,
 	*err = swire_lookup(&e->wire, qp->ah.dlid, qp->dest_qpn, name,
 			    sizeof(name));
 	if (!*err)
-		*err = swire_connect(&e->wire, name, &hello, &c);
+		*err = swire_connect(&e->wire, name, &hello, true, &c);
 	if (*err)
 		return NULL;
 	l = link_add(e, &c, 0, SWIRE_LINK_QP);
@@ -604,7 +753,7 @@ struct slink *sengine_ud_link(struct sengine *e, uint16_t dlid, uint32_t dqpn,
 	LIST_FOREACH(l, &e->links, entry)
 	if (l->kind == SWIRE_LINK_UD && !l->dead && !strcmp(l->endpoint, name))
 		return l;
-	*err = swire_connect(&e->wire, name, &hello, &c);
+	*err = swire_connect(&e->wire, name, &hello, false, &c);
 	if (*err)
 		return NULL;
 	l = link_add(e, &c, 0, SWIRE_LINK_UD);
@@ -714,7 +863,9 @@ static void take_last_packets(struct sengine *e, struct slink *l)
 	for (n = 0; n < 64 && l->qp; n++) {
 		if (l->skip && slink_read_exact(e, l, NULL, 0))
 			break;
-		if (ioctl(l->fd, FIONREAD, &avail) || avail < (int)sizeof(h))
+		/* The doorbell's are first, and some are there only. */
+		if (!link_pending(l) &&
+		    (ioctl(l->fd, FIONREAD, &avail) || avail < (int)sizeof(h)))
 			break;
 		l->dead = false;
 		if (slink_read_header(e, l, &h))
@@ -1087,6 +1238,14 @@ static void *engine_main(void *arg)
 				(void)!read(e->kick_fd, &v, sizeof(v));
 			} else if (p == &tag_listen) {
 				accept_link(e);
+			} else if (evs[i].data.u64 & 1) {
+				/* The lane: a packet, whose header is there. */
+				l = (struct slink *)(uintptr_t)(evs[i].data
+									.u64 &
+								~1ull);
+				l->lane_armed = false;
+				if (!link_left_to_app(l, polled))
+					slink_readable(e, l);
 			} else {
 				l = p;
 				l->armed = false;

@@ -47,6 +47,11 @@ enum spkt_flags {
 	SPF_BELL = 1 << 5,
 	/* The peer's application was given the event of its completion. */
 	SPF_EVENT_GIVEN = 1 << 6,
+	/*
+	 * The header is in the doorbell only, its payload on the lane: none
+	 * of the packet is on the stream.
+	 */
+	SPF_LANE = 1 << 7,
 };
 
 /* NAK syndromes (IB spec 9.7.5.2.8, as the requester completes them). */
@@ -101,6 +106,15 @@ struct slink {
 	struct softhfi_qp *qp; /* SWIRE_LINK_QP: its QP, once matched */
 	uint16_t rlid; /* the peer */
 	uint32_t rqpn;
+	/*
+	 * The lane (slink_write()), or -1s. lane_in is watched beside the
+	 * stream (lane_armed), its epoll data the link's address + 1.
+	 */
+	int lane_in, lane_out, lane_guard;
+	bool rx_lane; /* the payload of the packet being taken is on lane_in */
+	bool lane_armed;
+	uint32_t lane_max; /* bytes lane_out may hold unread */
+	uint64_t lane_bound; /* at least what lane_out holds unread */
 	char endpoint[SWIRE_NAME_MAX]; /* SWIRE_LINK_UD, outgoing */
 	int peer_chan; /* the peer's completion channel, or -1 */
 	bool peer_chan_tried;
@@ -289,10 +303,11 @@ int slink_write(struct slink *l, const struct spkt *h, const struct iovec *iov,
 		int iovcnt, size_t len, unsigned int flags);
 /*
  * The next packet's header, from the doorbell where it is there: the
- * payload follows on l->fd, after l->skip bytes.
+ * payload follows on the lane (l->rx_lane), or on l->fd after l->skip
+ * bytes.
  */
 int slink_read_header(struct sengine *e, struct slink *l, struct spkt *h);
-/* Read and discard l->skip, then @len bytes of payload. */
+/* Read and discard @len bytes of payload (on the stream, l->skip first). */
 void slink_drop(struct sengine *e, struct slink *l, size_t len);
 void slink_kill(struct sengine *e, struct slink *l);
 /*

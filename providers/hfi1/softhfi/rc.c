@@ -156,15 +156,19 @@ static uint32_t key_status(int err, bool remote)
 
 /*
  * Where placed data comes from: a link's stream, whose skipped headers
- * (l->skip) go first, or the engine's byte pipe (l NULL).
+ * (l->skip) go first, its lane (lane), or the engine's byte pipe (l
+ * NULL).
  */
 struct ssrc {
 	struct slink *l;
 	int fd;
+	bool lane;
 };
 
 static struct ssrc link_src(struct slink *l)
 {
+	if (l->rx_lane)
+		return (struct ssrc){ .l = l, .fd = l->lane_in, .lane = true };
 	return (struct ssrc){ .l = l, .fd = l->fd };
 }
 
@@ -196,7 +200,7 @@ static int place_mr(struct sengine *e, uint32_t key, uint32_t pdn,
 		if (err)
 			break;
 		n = len - *placed < left ? len - *placed : left;
-		if (src.l && src.l->skip) {
+		if (src.l && src.l->skip && !src.lane) {
 			/* The skipped headers, read in the same call. */
 			got = hfi1_drv_place_after(e->v->drv, src.l->skip,
 						   tidinfo, offset, src.fd, n);
@@ -211,10 +215,17 @@ static int place_mr(struct sengine *e, uint32_t key, uint32_t pdn,
 		if (got < 0) {
 			err = errno == ESTALE || errno == EBADF ? ESTALE :
 								  errno;
+			/* A lane holds a payload whole, or has lost its way. */
+			if (src.lane && err == EAGAIN) {
+				src.l->dead = true;
+				err = EPIPE;
+			}
 			break;
 		}
 		*placed += got;
 		if ((uint64_t)got < n) {
+			if (src.lane)
+				src.l->dead = true;
 			err = EPIPE;
 			break;
 		}

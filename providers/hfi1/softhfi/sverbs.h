@@ -172,11 +172,17 @@ struct swire_bell {
 		 */
 		_Atomic uint64_t ack;
 		/*
+		 * The peer's packets this side has taken: the peer leaves a
+		 * header in the ring alone (its payload on the lane) only
+		 * while its slot cannot be reused before it is taken.
+		 */
+		_Atomic uint64_t taken;
+		/*
 		 * This side's application polls, and reads the peer's ack
 		 * here: an ACK to it need not go on the stream too.
 		 */
 		_Atomic uint32_t polling;
-		char pad[44];
+		char pad[36];
 		/*
 		 * Completion events given by the peer (engine.c,
 		 * sengine_delegate()), in a line of their own that every
@@ -214,15 +220,27 @@ void swire_qpn_free(struct swire *w, uint32_t qpn);
 /* The endpoint that serves (@dlid, @dqpn): 0 or ENOENT. */
 int swire_lookup(struct swire *w, uint16_t dlid, uint32_t dqpn, char *name,
 		 size_t len);
-/* A link as the wire made it: its stream and its doorbell. */
+/*
+ * A link as the wire made it: its stream, its doorbell, and its lane, a
+ * pipe each way (-1s where there is none) for small payloads whose
+ * headers go in the doorbell alone (slink_write()). Each side also holds
+ * the read end of the pipe it writes (lane_guard), so that a write never
+ * finds the pipe without a reader: no SIGPIPE for the application when
+ * the peer dies, whose stream says so.
+ */
 struct swire_conn {
 	int fd;
 	struct swire_bell *bell;
+	int lane_in, lane_out, lane_guard;
 };
 
-/* A new link to @endpoint, @hello and its doorbell sent: 0 or an errno. */
+/*
+ * A new link to @endpoint, @hello and its doorbell sent, and with @lane a
+ * lane if the pipes can be had: 0 or an errno.
+ */
 int swire_connect(struct swire *w, const char *endpoint,
-		  const struct swire_hello *hello, struct swire_conn *c);
+		  const struct swire_hello *hello, bool lane,
+		  struct swire_conn *c);
 /* The next link on the listener, its hello and doorbell: 0 or an errno. */
 int swire_accept(struct swire *w, struct swire_hello *hello,
 		 struct swire_conn *c);

@@ -2,13 +2,14 @@
 /*
  * softhfi: the wire. A link is an AF_UNIX stream between two engines: one
  * per connected QP pair (RC, UC), and one per pair of contexts for UD
- * sends. Each context listens on an abstract socket, its endpoint, and
- * the fabric directory maps (LID, QPN) to endpoints: <fabric>/<lid>/<qpn>
- * is a symbolic link whose target is the endpoint's name. Creating that
- * link is how a QPN is taken, so QPNs are unique per soft device across
- * the processes that use it. Abstract sockets vanish with their process,
- * so an entry whose endpoint refuses connections is stale and is taken
- * over.
+ * sends, with a doorbell in shared memory and, for a QP pair, a lane (a
+ * pipe each way, for small payloads). Each context listens on an abstract
+ * socket, its endpoint, and the fabric directory maps (LID, QPN) to
+ * endpoints: <fabric>/<lid>/<qpn> is a symbolic link whose target is the
+ * endpoint's name. Creating that link is how a QPN is taken, so QPNs are
+ * unique per soft device across the processes that use it. Abstract
+ * sockets vanish with their process, so an entry whose endpoint refuses
+ * connections is stale and is taken over.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -284,21 +285,66 @@ static int bell_new(int *fdp, struct swire_bell **bellp)
 	return 0;
 }
 
+static void close_fd(int *fd)
+{
+	if (*fd >= 0)
+		close(*fd);
+	*fd = -1;
+}
+
 void swire_conn_close(struct swire_conn *c)
 {
-	if (c->fd >= 0)
-		close(c->fd);
+	close_fd(&c->fd);
+	close_fd(&c->lane_in);
+	close_fd(&c->lane_out);
+	close_fd(&c->lane_guard);
 	swire_bell_unmap(c->bell);
-	c->fd = -1;
 	c->bell = NULL;
 }
 
+/* What the hello carries: the doorbell, then a lane's three pipe ends. */
+#define SWIRE_HELLO_FDS 4
+
+/*
+ * The side that connects makes both pipes of a lane. It keeps the write
+ * end of one and both read ends, and passes the peer the read end of the
+ * one it writes, and both ends of the other: @fds[1..3]. False: no lane.
+ */
+static bool lane_new(struct swire_conn *c, int *fds)
+{
+	int out[2], in[2];
+
+	if (pipe2(out, O_CLOEXEC | O_NONBLOCK))
+		return false;
+	if (pipe2(in, O_CLOEXEC | O_NONBLOCK)) {
+		close(out[0]);
+		close(out[1]);
+		return false;
+	}
+	c->lane_out = out[1];
+	c->lane_guard = dup(out[0]);
+	c->lane_in = in[0];
+	fds[1] = out[0]; /* the peer's lane_in */
+	fds[2] = in[1]; /* its lane_out */
+	fds[3] = dup(in[0]); /* its lane_guard */
+	if (c->lane_guard >= 0 && fds[3] >= 0)
+		return true;
+	close_fd(&c->lane_out);
+	close_fd(&c->lane_guard);
+	close_fd(&c->lane_in);
+	close_fd(&fds[1]);
+	close_fd(&fds[2]);
+	close_fd(&fds[3]);
+	return false;
+}
+
 int swire_connect(struct swire *w, const char *endpoint,
-		  const struct swire_hello *hello, struct swire_conn *c)
+		  const struct swire_hello *hello, bool lane,
+		  struct swire_conn *c)
 {
 	union {
 		struct cmsghdr align;
-		char buf[CMSG_SPACE(sizeof(int))];
+		char buf[CMSG_SPACE(SWIRE_HELLO_FDS * sizeof(int))];
 	} ctl = {};
 	struct iovec iov = { (void *)hello, sizeof(*hello) };
 	struct msghdr msg = {
@@ -307,36 +353,36 @@ int swire_connect(struct swire *w, const char *endpoint,
 		.msg_control = ctl.buf,
 		.msg_controllen = sizeof(ctl.buf),
 	};
-	struct swire_bell *bell = NULL;
-	int fd, bell_fd = -1, ret;
+	int fds[SWIRE_HELLO_FDS] = { -1, -1, -1, -1 }, nfds = 1, ret, i;
 	struct cmsghdr *cm;
 
-	ret = bell_new(&bell_fd, &bell);
+	*c = (struct swire_conn){
+		.fd = -1, .lane_in = -1, .lane_out = -1, .lane_guard = -1
+	};
+	ret = bell_new(&fds[0], &c->bell);
 	if (ret)
 		return ret;
-	fd = connect_endpoint(endpoint);
-	if (fd < 0) {
+	if (lane && lane_new(c, fds))
+		nfds = SWIRE_HELLO_FDS;
+	c->fd = connect_endpoint(endpoint);
+	if (c->fd < 0) {
 		ret = errno;
-		goto err;
+		goto out;
 	}
-	size_link(fd);
+	size_link(c->fd);
+	msg.msg_controllen = CMSG_SPACE(nfds * sizeof(int));
 	cm = CMSG_FIRSTHDR(&msg);
 	cm->cmsg_level = SOL_SOCKET;
 	cm->cmsg_type = SCM_RIGHTS;
-	cm->cmsg_len = CMSG_LEN(sizeof(int));
-	memcpy(CMSG_DATA(cm), &bell_fd, sizeof(int));
-	if (sendmsg(fd, &msg, MSG_NOSIGNAL) != sizeof(*hello)) {
+	cm->cmsg_len = CMSG_LEN(nfds * sizeof(int));
+	memcpy(CMSG_DATA(cm), fds, nfds * sizeof(int));
+	if (sendmsg(c->fd, &msg, MSG_NOSIGNAL) != sizeof(*hello))
 		ret = errno ? errno : EIO;
-		close(fd);
-		goto err;
-	}
-	close(bell_fd);
-	c->fd = fd;
-	c->bell = bell;
-	return 0;
-err:
-	close(bell_fd);
-	swire_bell_unmap(bell);
+out:
+	for (i = 0; i < nfds; i++)
+		close(fds[i]);
+	if (ret)
+		swire_conn_close(c);
 	return ret;
 }
 
@@ -344,25 +390,73 @@ err:
  * The doorbell a peer passed: a memfd of SWIRE_BELL_SIZE at least, sealed so that
  * it can never shrink under our mapping (a SIGBUS in the engine).
  */
-static struct swire_bell *bell_accept(struct msghdr *msg)
+static struct swire_bell *bell_accept(int fd)
 {
-	struct cmsghdr *cm = CMSG_FIRSTHDR(msg);
-	struct swire_bell *bell;
 	struct stat st;
-	int fd, seals;
+	int seals;
 
-	if (!cm || cm->cmsg_level != SOL_SOCKET ||
-	    cm->cmsg_type != SCM_RIGHTS ||
-	    cm->cmsg_len != CMSG_LEN(sizeof(int)))
-		return NULL;
-	memcpy(&fd, CMSG_DATA(cm), sizeof(int));
 	seals = fcntl(fd, F_GET_SEALS);
-	bell = NULL;
 	if (seals >= 0 && (seals & F_SEAL_SHRINK) && !fstat(fd, &st) &&
 	    S_ISREG(st.st_mode) && st.st_size >= SWIRE_BELL_SIZE)
-		bell = bell_map(fd);
-	close(fd);
-	return bell;
+		return bell_map(fd);
+	return NULL;
+}
+
+/*
+ * A pipe end of a lane the peer passed, open for @mode; its inode in
+ * @ino. Made non-blocking whatever the peer did: the engine never waits
+ * on a lane.
+ */
+static bool lane_accept(int fd, int mode, ino_t *ino)
+{
+	struct stat st;
+	int fl = fcntl(fd, F_GETFL);
+
+	if (fl < 0 || (fl & O_ACCMODE) != mode || fstat(fd, &st) ||
+	    !S_ISFIFO(st.st_mode) || fcntl(fd, F_SETFL, fl | O_NONBLOCK))
+		return false;
+	*ino = st.st_ino;
+	return true;
+}
+
+/*
+ * What the hello carried: the doorbell, and a lane's three pipe ends or
+ * none, the guard a read end of the pipe we write. Whatever came is
+ * closed unless it all is as it should be.
+ */
+static int hello_accept(struct msghdr *msg, struct swire_conn *c)
+{
+	struct cmsghdr *cm = CMSG_FIRSTHDR(msg);
+	int fds[SWIRE_HELLO_FDS] = { -1, -1, -1, -1 }, nfds = 0, i;
+	ino_t in, out, guard;
+	bool ok;
+
+	if (cm && cm->cmsg_level == SOL_SOCKET && cm->cmsg_type == SCM_RIGHTS &&
+	    cm->cmsg_len >= CMSG_LEN(0))
+		nfds = (cm->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+	if (nfds > SWIRE_HELLO_FDS)
+		nfds = 0; /* cannot be: the buffer holds no more */
+	if (nfds)
+		memcpy(fds, CMSG_DATA(cm), nfds * sizeof(int));
+	ok = (nfds == 1 || nfds == SWIRE_HELLO_FDS) &&
+	     !(msg->msg_flags & MSG_CTRUNC);
+	if (ok && nfds == SWIRE_HELLO_FDS)
+		ok = lane_accept(fds[1], O_RDONLY, &in) &&
+		     lane_accept(fds[2], O_WRONLY, &out) &&
+		     lane_accept(fds[3], O_RDONLY, &guard) && out == guard &&
+		     in != out;
+	if (ok)
+		c->bell = bell_accept(fds[0]);
+	close_fd(&fds[0]);
+	if (!c->bell) {
+		for (i = 1; i < SWIRE_HELLO_FDS; i++)
+			close_fd(&fds[i]);
+		return EPROTO;
+	}
+	c->lane_in = fds[1];
+	c->lane_out = fds[2];
+	c->lane_guard = fds[3];
+	return 0;
 }
 
 int swire_accept(struct swire *w, struct swire_hello *hello,
@@ -370,7 +464,7 @@ int swire_accept(struct swire *w, struct swire_hello *hello,
 {
 	union {
 		struct cmsghdr align;
-		char buf[CMSG_SPACE(sizeof(int))];
+		char buf[CMSG_SPACE(SWIRE_HELLO_FDS * sizeof(int))];
 	} ctl;
 	struct iovec iov = { hello, sizeof(*hello) };
 	struct msghdr msg = {
@@ -380,27 +474,25 @@ int swire_accept(struct swire *w, struct swire_hello *hello,
 		.msg_controllen = sizeof(ctl.buf),
 	};
 	struct timeval tv = { .tv_sec = 1 };
-	struct swire_bell *bell;
 	ssize_t n;
-	int fd;
 
-	fd = accept4(w->listen_fd, NULL, NULL, SOCK_CLOEXEC);
-	if (fd < 0)
+	*c = (struct swire_conn){
+		.fd = -1, .lane_in = -1, .lane_out = -1, .lane_guard = -1
+	};
+	c->fd = accept4(w->listen_fd, NULL, NULL, SOCK_CLOEXEC);
+	if (c->fd < 0)
 		return errno;
 	/* The hello follows the connect at once; never wait long on it. */
-	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-	n = recvmsg(fd, &msg, MSG_WAITALL | MSG_CMSG_CLOEXEC);
-	bell = n > 0 ? bell_accept(&msg) : NULL;
-	if (n != sizeof(*hello) || hello->magic != SWIRE_MAGIC || !bell ||
-	    (msg.msg_flags & MSG_CTRUNC)) {
-		swire_bell_unmap(bell);
-		close(fd);
+	setsockopt(c->fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+	n = recvmsg(c->fd, &msg, MSG_WAITALL | MSG_CMSG_CLOEXEC);
+	if (n > 0 && hello_accept(&msg, c))
+		n = 0;
+	if (n != sizeof(*hello) || hello->magic != SWIRE_MAGIC) {
+		swire_conn_close(c);
 		return EPROTO;
 	}
 	tv.tv_sec = 0;
-	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-	size_link(fd);
-	c->fd = fd;
-	c->bell = bell;
+	setsockopt(c->fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+	size_link(c->fd);
 	return 0;
 }
