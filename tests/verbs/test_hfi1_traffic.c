@@ -567,6 +567,36 @@ static void test_uc_lane(void **state)
 	do_lane_mixed(IBV_QPT_UC, false);
 }
 
+/*
+ * The peer's QP is gone, and with it the read end of the lane it read:
+ * small sends that still go there must not raise SIGPIPE, which would
+ * kill the application. UC, whose sends complete as they leave: each
+ * completes, whatever became of it, and the process lives on.
+ */
+static void test_uc_lane_peer_gone(void **state)
+{
+	struct ibv_wc wc;
+	struct pair p;
+	int i;
+
+	pair_init(&p, IBV_QPT_UC, true);
+	post_recv(&p.b, 0, 64, 1);
+	assert_int_equal(post_send(&p.a, IBV_WR_SEND, 0, 8, 0, 0, 1, 0), 0);
+	poll_one(p.b.cq, &wc);
+	assert_int_equal(wc.status, IBV_WC_SUCCESS);
+	poll_one(p.a.cq, &wc);
+	assert_int_equal(wc.status, IBV_WC_SUCCESS);
+	assert_int_equal(ibv_destroy_qp(p.b.qp), 0);
+	p.b.qp = NULL;
+	for (i = 0; i < 64; i++) {
+		assert_int_equal(
+			post_send(&p.a, IBV_WR_SEND, 0, 8, 0, 0, 2 + i, 0), 0);
+		poll_one(p.a.cq, &wc);
+		assert_int_equal(wc.wr_id, 2 + i);
+	}
+	pair_fini(&p);
+}
+
 static void test_uc_send(void **state)
 {
 	do_send(IBV_QPT_UC, true);
@@ -1415,6 +1445,7 @@ int main(void)
 		cmocka_unit_test(test_uc_send),
 		cmocka_unit_test(test_rc_lane),
 		cmocka_unit_test(test_uc_lane),
+		cmocka_unit_test(test_uc_lane_peer_gone),
 		cmocka_unit_test(test_rc_write),
 		cmocka_unit_test(test_uc_write),
 		cmocka_unit_test(test_rc_write_long),

@@ -731,6 +731,7 @@ struct slink *sengine_qp_link(struct sengine *e, struct softhfi_qp *qp,
 	l->rlid = qp->ah.dlid;
 	l->rqpn = qp->dest_qpn;
 	qp->link = l;
+	qp->peer_lost = false;
 	return l;
 }
 
@@ -802,6 +803,7 @@ static void accept_link(struct sengine *e)
 		qp->link->dead = true;
 	}
 	qp->link = l;
+	qp->peer_lost = false;
 	l->qp = qp;
 	atomic_store(&qp->kicked, true);
 }

@@ -210,6 +210,8 @@ struct softhfi_qp {
 	unsigned int rnr_tries;
 	uint64_t wait_until; /* ns: RNR backoff or a connect retry */
 	unsigned int conn_tries;
+	/* UC: the link to the peer was lost, and what it sends is lost. */
+	bool peer_lost;
 	/* ns: no answer by then, and the requester sends again (RC). */
 	uint64_t ack_deadline;
 	unsigned int retry_tries;

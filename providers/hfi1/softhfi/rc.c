@@ -368,6 +368,9 @@ void sqp_link_lost_locked(struct sengine *e, struct softhfi_qp *qp)
 {
 	qp->in_msg = false;
 	qp->drop_msg = false;
+	/* UC: nobody answers, so the fabric just loses what comes. */
+	if (qp->type == IB_UVERBS_QPT_UC)
+		qp->peer_lost = true;
 	if (qp->type != IB_UVERBS_QPT_RC || qp->sq_done == qp->sq_next)
 		return;
 	qp->sq_next = qp->sq_done;
@@ -1344,6 +1347,19 @@ void sqp_progress_locked(struct sengine *e, struct softhfi_qp *qp)
 		qp->wait_until = 0;
 	}
 	l = sengine_qp_link(e, qp, &err);
+	if (!l && qp->peer_lost && qp->state == SQP_RTS) {
+		/*
+		 * UC to a peer that is gone: as on a fabric, each message
+		 * leaves and is lost, and completes. (One whose peer has not
+		 * connected yet waits for it instead, below.)
+		 */
+		qp->sq_off = 0;
+		while (qp->sq_next != head) {
+			qp->sq_next++;
+			complete_send(qp, 0);
+		}
+		return;
+	}
 	if (!l) {
 		if (qp->state >= SQP_RTS && qp->sq_next != head)
 			no_link(e, qp, err);
