@@ -90,6 +90,32 @@ static bool link_left_to_app(struct slink *l, bool polled)
 static int slink_read_exact(struct sengine *e, struct slink *l, void *buf,
 			    size_t len);
 
+/*
+ * A link's lane is watched beside its stream, its epoll data the link's
+ * address + 1 (a link is aligned: the stream's is the address itself).
+ * Watch it for data, or not (@op: EPOLL_CTL_ADD or _MOD). e->lock.
+ */
+static int lane_watch(struct sengine *e, struct slink *l, int op, bool data)
+{
+	struct epoll_event ev = {
+		.events = data ? EPOLLIN | EPOLLONESHOT : 0,
+		.data.u64 = (uintptr_t)l | 1,
+	};
+
+	if (epoll_ctl(e->epfd, op, l->lane_in, &ev))
+		return errno;
+	l->lane_armed = data;
+	return 0;
+}
+
+/* The link whose lane an epoll event is for, or NULL: not a lane's. */
+static struct slink *lane_event_link(const struct epoll_event *ev)
+{
+	if (!(ev->data.u64 & 1))
+		return NULL;
+	return (struct slink *)(uintptr_t)(ev->data.u64 & ~(uint64_t)1);
+}
+
 static void link_arm(struct sengine *e, struct slink *l, bool data)
 {
 	struct epoll_event ev = {
@@ -102,15 +128,8 @@ static void link_arm(struct sengine *e, struct slink *l, bool data)
 	if (data && l->skip && slink_read_exact(e, l, NULL, 0))
 		return;
 	/* A packet on the lane has its payload there: it wakes us too. */
-	if (l->lane_in >= 0 && data != l->lane_armed) {
-		struct epoll_event lev = {
-			.events = data ? EPOLLIN | EPOLLONESHOT : 0,
-			.data.u64 = (uintptr_t)l | 1,
-		};
-
-		if (!epoll_ctl(e->epfd, EPOLL_CTL_MOD, l->lane_in, &lev))
-			l->lane_armed = data;
-	}
+	if (l->lane_in >= 0 && data != l->lane_armed)
+		lane_watch(e, l, EPOLL_CTL_MOD, data);
 	if (l->armed && l->arm_events == ev.events)
 		return;
 	if (!epoll_ctl(e->epfd, EPOLL_CTL_MOD, l->fd, &ev)) {
@@ -612,8 +631,10 @@ void slink_kill(struct sengine *e, struct slink *l)
 	l->dead = true;
 }
 
-/* @side: 0 for the side that connected. Takes @fd and @bell. */
-/* A link for what the wire made: it owns @c from here on. */
+/*
+ * A link for what the wire made, @side 0 for the side that connected: it
+ * owns @c from here on.
+ */
 static struct slink *link_add(struct sengine *e, struct swire_conn *c,
 			      uint8_t side, uint8_t kind)
 {
@@ -654,19 +675,11 @@ static struct slink *link_add(struct sengine *e, struct swire_conn *c,
 		free(l);
 		return NULL;
 	}
-	if (l->lane_in >= 0) {
-		struct epoll_event lev = {
-			.events = EPOLLIN | EPOLLONESHOT,
-			.data.u64 = (uintptr_t)l | 1,
-		};
-
-		if (epoll_ctl(e->epfd, EPOLL_CTL_ADD, l->lane_in, &lev)) {
-			epoll_ctl(e->epfd, EPOLL_CTL_DEL, l->fd, NULL);
-			swire_conn_close(c);
-			free(l);
-			return NULL;
-		}
-		l->lane_armed = true;
+	if (l->lane_in >= 0 && lane_watch(e, l, EPOLL_CTL_ADD, true)) {
+		epoll_ctl(e->epfd, EPOLL_CTL_DEL, l->fd, NULL);
+		swire_conn_close(c);
+		free(l);
+		return NULL;
 	}
 	l->armed = true;
 	l->arm_events = ev.events;
@@ -1240,11 +1253,8 @@ static void *engine_main(void *arg)
 				(void)!read(e->kick_fd, &v, sizeof(v));
 			} else if (p == &tag_listen) {
 				accept_link(e);
-			} else if (evs[i].data.u64 & 1) {
+			} else if ((l = lane_event_link(&evs[i]))) {
 				/* The lane: a packet, whose header is there. */
-				l = (struct slink *)(uintptr_t)(evs[i].data
-									.u64 &
-								~1ull);
 				l->lane_armed = false;
 				if (!link_left_to_app(l, polled))
 					slink_readable(e, l);
