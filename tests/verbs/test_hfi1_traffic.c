@@ -118,8 +118,9 @@ static void side_fini(struct side *s, bool close_ctx)
 /* The RC answer timeout of the QPs to_rts() brings up: 4.096 us * 2^n. */
 static uint8_t rc_timeout = 10;
 
-static int to_rts(struct side *s, const struct side *peer, uint8_t rnr_retry,
-		  uint8_t retry_cnt)
+/* @s's QP to RTS, connected to QP @dest_qpn at LID @dlid (RC, UC). */
+static int to_rts_to(struct side *s, uint32_t dest_qpn, uint16_t dlid,
+		     uint8_t rnr_retry, uint8_t retry_cnt)
 {
 	struct ibv_qp_attr a = {
 		.qp_state = IBV_QPS_INIT,
@@ -144,8 +145,8 @@ static int to_rts(struct side *s, const struct side *peer, uint8_t rnr_retry,
 	mask = IBV_QP_STATE;
 	if (t != IBV_QPT_UD) {
 		a.path_mtu = IBV_MTU_4096;
-		a.dest_qp_num = peer->qp->qp_num;
-		a.ah_attr.dlid = peer->lid;
+		a.dest_qp_num = dest_qpn;
+		a.ah_attr.dlid = dlid;
 		a.ah_attr.port_num = 1;
 		mask |= IBV_QP_AV | IBV_QP_PATH_MTU | IBV_QP_DEST_QPN |
 			IBV_QP_RQ_PSN;
@@ -171,6 +172,12 @@ static int to_rts(struct side *s, const struct side *peer, uint8_t rnr_retry,
 			IBV_QP_MAX_QP_RD_ATOMIC;
 	}
 	return ibv_modify_qp(s->qp, &a, mask);
+}
+
+static int to_rts(struct side *s, const struct side *peer, uint8_t rnr_retry,
+		  uint8_t retry_cnt)
+{
+	return to_rts_to(s, peer->qp->qp_num, peer->lid, rnr_retry, retry_cnt);
 }
 
 /* @two: hfi1_0 <-> hfi1_1; else both ends on hfi1_0 (loopback). */
