@@ -22,7 +22,9 @@
 #include <time.h>
 #include <unistd.h>
 #include <arpa/inet.h>
+#include <signal.h>
 #include <sys/mman.h>
+#include <sys/wait.h>
 #include <cmocka.h>
 #include <infiniband/verbs.h>
 
@@ -711,6 +713,185 @@ static void test_uc_send_buffer_reuse(void **state)
 	}
 	pair_fini(&p);
 	free(want);
+}
+
+/*
+ * A responder that stops (its process stopped) while a burst of RDMA
+ * WRITEs, READs and atomics fills the link: the requester's answer
+ * timeout goes back to the oldest, which it cannot send again while the
+ * link is full, so the answers to the first copies find nothing in flight
+ * and are dropped. Once the responder runs again it takes the first
+ * copies, then the second: IB's responder answers a duplicate again (an
+ * ACK, the READ again, an atomic's saved result) and does nothing twice.
+ * Every WRITE, READ and atomic completes with the data it should, none
+ * with RETRY_EXC_ERR, and each atomic was done once.
+ */
+#define STOP_BURST 48
+#define STOP_LEN (240 * 1024) /* 16 of them below the atomics' page */
+#define STOP_ATOMICS (BUF_SIZE - 4096)
+#define STOP_READ (32 * 1024)
+
+static pid_t stop_child;
+
+struct stop_peer {
+	uint32_t qpn, rkey;
+	uint16_t lid;
+	uint64_t addr;
+};
+
+/* The responder, in a child process: no cmocka there, an exit status. */
+static int stopped_responder(int in, int out)
+{
+	struct ibv_context *ctx = open_dev("hfi1_1");
+	struct stop_peer me, peer;
+	struct side s = {};
+	char done;
+
+	if (!ctx)
+		return 2;
+	side_init(&s, ctx, IBV_QPT_RC);
+	me = (struct stop_peer){ .qpn = s.qp->qp_num,
+				 .rkey = s.mr->rkey,
+				 .lid = s.lid,
+				 .addr = (uintptr_t)s.buf };
+	if (write(out, &me, sizeof(me)) != sizeof(me) ||
+	    read(in, &peer, sizeof(peer)) != sizeof(peer))
+		return 3;
+	if (to_rts_to(&s, peer.qpn, peer.lid, 7, 7))
+		return 4;
+	if (write(out, "r", 1) != 1 || read(in, &done, 1) != 1)
+		return 5;
+	side_fini(&s, true);
+	return 0;
+}
+
+static void test_rc_responder_stopped(void **state)
+{
+	int to_child[2], to_parent[2], status, i, writes, round;
+	struct stop_peer me, peer;
+	char *want, ready;
+	struct ibv_wc wc;
+	struct side a;
+	pid_t pid;
+
+	assert_int_equal(pipe(to_child), 0);
+	assert_int_equal(pipe(to_parent), 0);
+	pid = fork();
+	assert_true(pid >= 0);
+	if (!pid) {
+		close(to_child[1]);
+		close(to_parent[0]);
+		_exit(stopped_responder(to_child[0], to_parent[1]));
+	}
+	stop_child = pid;
+	close(to_child[0]);
+	close(to_parent[1]);
+	side_init(&a, open_dev("hfi1_0"), IBV_QPT_RC);
+	me = (struct stop_peer){ .qpn = a.qp->qp_num, .lid = a.lid };
+	assert_int_equal(read(to_parent[0], &peer, sizeof(peer)), sizeof(peer));
+	assert_int_equal(write(to_child[1], &me, sizeof(me)), sizeof(me));
+	/* 4 ms, 7 retries: the stop below costs three of them. */
+	assert_int_equal(to_rts_to(&a, peer.qpn, peer.lid, 7, 7), 0);
+	assert_int_equal(read(to_parent[0], &ready, 1), 1);
+
+	want = malloc(16 * STOP_LEN);
+	assert_non_null(want);
+	fill(a.buf, 16 * STOP_LEN, 77);
+	memcpy(want, a.buf, 16 * STOP_LEN);
+	/* Each stop goes back in its own way: three of them. */
+	for (round = 0; round < 3; round++) {
+		memset(a.buf + 16 * STOP_LEN, 0, BUF_SIZE - 16 * STOP_LEN);
+		assert_int_equal(kill(pid, SIGSTOP), 0);
+		assert_int_equal(waitpid(pid, &status, WUNTRACED), pid);
+		assert_true(WIFSTOPPED(status));
+		for (i = 0, writes = 0; i < STOP_BURST; i++) {
+			uint64_t off = (uint64_t)(writes % 16) * STOP_LEN;
+			struct ibv_sge sge = { .lkey = a.mr->lkey };
+			struct ibv_send_wr wr = { .wr_id = i,
+						  .sg_list = &sge,
+						  .num_sge = 1,
+						  .send_flags =
+							  IBV_SEND_SIGNALED },
+					   *bad;
+
+			if (i % 8 == 3) {
+				/* The counter in the responder's last page. */
+				wr.opcode = IBV_WR_ATOMIC_FETCH_AND_ADD;
+				wr.wr.atomic.remote_addr =
+					peer.addr + BUF_SIZE - 8;
+				wr.wr.atomic.rkey = peer.rkey;
+				wr.wr.atomic.compare_add = 1;
+				sge.addr = (uintptr_t)a.buf + STOP_ATOMICS +
+					   i / 8 * 8;
+				sge.length = 8;
+			} else if (i % 8 == 6) {
+				/* What WRITE 0 wrote, into a page of its own. */
+				wr.opcode = IBV_WR_RDMA_READ;
+				wr.wr.rdma.remote_addr = peer.addr;
+				wr.wr.rdma.rkey = peer.rkey;
+				sge.addr = (uintptr_t)a.buf + 16 * STOP_LEN +
+					   i / 8 * STOP_READ;
+				sge.length = STOP_READ;
+			} else {
+				wr.opcode = IBV_WR_RDMA_WRITE;
+				wr.wr.rdma.remote_addr = peer.addr + off;
+				wr.wr.rdma.rkey = peer.rkey;
+				sge.addr = (uintptr_t)a.buf + off;
+				sge.length = STOP_LEN;
+				writes++;
+			}
+			assert_int_equal(ibv_post_send(a.qp, &wr, &bad), 0);
+		}
+		usleep(12000);
+		assert_int_equal(kill(pid, SIGCONT), 0);
+		for (i = 0; i < STOP_BURST; i++) {
+			poll_one(a.cq, &wc);
+			if (wc.status != IBV_WC_SUCCESS)
+				fail_msg("WR %d: %s", i,
+					 ibv_wc_status_str(wc.status));
+			assert_int_equal(wc.wr_id, i);
+		}
+		for (i = 0; i < STOP_BURST / 8; i++) {
+			uint64_t orig;
+
+			memcpy(&orig, a.buf + STOP_ATOMICS + i * 8, 8);
+			assert_int_equal(orig, round * (STOP_BURST / 8) + i);
+			assert_memory_equal(a.buf + 16 * STOP_LEN +
+						    i * STOP_READ,
+					    want, STOP_READ);
+		}
+	}
+	memset(a.buf, 0, BUF_SIZE);
+	assert_int_equal(post_send(&a, IBV_WR_RDMA_READ, 0, BUF_SIZE, peer.addr,
+				   peer.rkey, STOP_BURST, 0),
+			 0);
+	poll_one(a.cq, &wc);
+	if (wc.status != IBV_WC_SUCCESS)
+		fail_msg("READ back: %s", ibv_wc_status_str(wc.status));
+	assert_memory_equal(a.buf, want, 16 * STOP_LEN);
+	assert_int_equal(*(uint64_t *)(a.buf + BUF_SIZE - 8),
+			 3 * (STOP_BURST / 8));
+	free(want);
+
+	assert_int_equal(write(to_child[1], "d", 1), 1);
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	stop_child = 0;
+	assert_true(WIFEXITED(status));
+	assert_int_equal(WEXITSTATUS(status), 0);
+	side_fini(&a, true);
+	close(to_child[1]);
+	close(to_parent[0]);
+}
+
+/* A failed test_rc_responder_stopped leaves no child behind. */
+static int kill_stop_child(void **state)
+{
+	if (stop_child > 0) {
+		kill(stop_child, SIGKILL);
+		waitpid(stop_child, NULL, 0);
+		stop_child = 0;
+	}
+	return 0;
 }
 
 /*
@@ -1592,6 +1773,8 @@ int main(void)
 		cmocka_unit_test(test_rc_lane),
 		cmocka_unit_test(test_rc_bulk_bursts),
 		cmocka_unit_test(test_uc_send_buffer_reuse),
+		cmocka_unit_test_teardown(test_rc_responder_stopped,
+					  kill_stop_child),
 		cmocka_unit_test(test_uc_lane),
 		cmocka_unit_test(test_uc_lane_peer_gone),
 		cmocka_unit_test(test_rc_write),

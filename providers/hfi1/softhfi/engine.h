@@ -153,6 +153,11 @@ struct sresp {
 	uint8_t nak;
 	uint32_t ssn;
 	uint64_t atomic_orig;
+	/*
+	 * An ACK of a duplicate, older than what the doorbell may say: on
+	 * the stream only.
+	 */
+	bool again;
 	/* READ: what is left to send */
 	void *mr;
 	uint64_t va;

@@ -380,6 +380,8 @@ void sqp_link_lost_locked(struct sengine *e, struct softhfi_qp *qp)
 	qp->ack_deadline = 0;
 }
 
+static void arm_ack_timer(struct softhfi_qp *qp);
+
 /* --- the responder --- */
 
 static bool resp_full(struct softhfi_qp *qp)
@@ -414,10 +416,29 @@ static void ack(struct softhfi_qp *qp, uint32_t ssn)
 		r = &qp->resp[(qp->resp_head - 1) % SQP_MAX_RESP];
 		if (r->op == SP_ACK) {
 			r->ssn = ssn;
+			r->again = false;
 			return;
 		}
 	}
 	resp_push(qp, SP_ACK, ssn);
+}
+
+/*
+ * The ACK of a duplicate of message @ssn, unless one queued answers it
+ * already. On the stream only: the doorbell may say a later one.
+ */
+static void ack_again(struct softhfi_qp *qp, uint32_t ssn)
+{
+	struct sresp *r;
+
+	if (qp->resp_head != qp->resp_tail) {
+		r = &qp->resp[(qp->resp_head - 1) % SQP_MAX_RESP];
+		if (r->op == SP_ACK && (int32_t)(r->ssn - ssn) >= 0)
+			return;
+	}
+	r = resp_push(qp, SP_ACK, ssn);
+	if (r)
+		r->again = true;
 }
 
 static void nak(struct softhfi_qp *qp, uint32_t ssn, uint8_t syndrome)
@@ -491,7 +512,13 @@ static void recv_send(struct sengine *e, struct slink *l, struct softhfi_qp *qp,
 	uint64_t used;
 	uint32_t st;
 
-	if (h->flags & SPF_FIRST) {
+	/*
+	 * The message being received, sent again from its start (the
+	 * requester's answer timeout): into the same receive WQE.
+	 */
+	if ((h->flags & SPF_FIRST) && qp->in_msg && !qp->drop_msg) {
+		qp->rcv_off = 0;
+	} else if (h->flags & SPF_FIRST) {
 		qp->in_msg = true;
 		qp->drop_msg = false;
 		qp->rcv_off = 0;
@@ -613,8 +640,13 @@ last:
 	qp->drop_msg = false;
 }
 
+/*
+ * A READ request: its response queued. @again: a duplicate, answered
+ * again from the start, as IB's responder does; with no room for it, the
+ * requester asks again.
+ */
 static void recv_read_req(struct sengine *e, struct softhfi_qp *qp,
-			  const struct spkt *h)
+			  const struct spkt *h, bool again)
 {
 	const struct softhfi_verbs_ops *ops = &e->v->ops;
 	struct sresp *r;
@@ -636,13 +668,65 @@ static void recv_read_req(struct sengine *e, struct softhfi_qp *qp,
 	if (!r) {
 		if (mr)
 			ops->mr_put(mr);
-		responder_fatal(e, qp, h->ssn, SNAK_INV_REQ, SEV_QP_REQ_ERR);
+		if (!again)
+			responder_fatal(e, qp, h->ssn, SNAK_INV_REQ,
+					SEV_QP_REQ_ERR);
 		return;
 	}
 	r->mr = mr;
 	r->va = h->va;
 	r->left = h->total;
-	qp->e_ssn++;
+	if (!again)
+		qp->e_ssn++;
+}
+
+/*
+ * A duplicate atomic: its saved result again, never the operation twice.
+ * The responses of the last SQP_MAX_RESP answers are kept; one older is
+ * not answered, and the requester runs out of retries.
+ */
+static void atomic_again(struct softhfi_qp *qp, uint32_t ssn)
+{
+	struct sresp *r;
+	unsigned int i;
+
+	for (i = 0; i < SQP_MAX_RESP; i++) {
+		uint64_t orig = qp->resp[i].atomic_orig;
+
+		if (qp->resp[i].op != SP_ATOMIC_RESP || qp->resp[i].ssn != ssn)
+			continue;
+		r = resp_push(qp, SP_ATOMIC_RESP, ssn);
+		if (r)
+			r->atomic_orig = orig;
+		return;
+	}
+}
+
+/*
+ * A request the responder has taken already, sent again: the requester
+ * went back (its answer timeout) past answers it had not seen yet, which
+ * it dropped. As IB's responder, answer it again and do it not twice: an
+ * ACK for a SEND or a WRITE, the READ again, an atomic's saved result.
+ */
+static void recv_duplicate(struct sengine *e, struct slink *l,
+			   struct softhfi_qp *qp, const struct spkt *h)
+{
+	slink_drop(e, l, h->len);
+	if (l->dead || !(h->flags & SPF_LAST))
+		return;
+	switch (h->op) {
+	case SP_SEND:
+	case SP_WRITE:
+		ack_again(qp, h->ssn);
+		break;
+	case SP_READ_REQ:
+		recv_read_req(e, qp, h, true);
+		break;
+	case SP_CMP_SWAP:
+	case SP_FETCH_ADD:
+		atomic_again(qp, h->ssn);
+		break;
+	}
 }
 
 static void recv_atomic(struct sengine *e, struct softhfi_qp *qp,
@@ -736,15 +820,28 @@ static void recv_answer(struct sengine *e, struct slink *l,
 				return;
 			w = sq_slot(qp, qp->sq_done);
 		}
-		if (h->flags & SPF_BELL)
-			return;
-		break;
+		/*
+		 * Or the requester went back past a READ's answer, which it
+		 * dropped: the READ sent again is answered again.
+		 */
+		return;
 	case SP_READ_RESP: {
 		uint64_t used = 0;
 		uint32_t st = 0;
 
 		if (w->wr.opcode != IB_UVERBS_WR_RDMA_READ)
 			break;
+		/*
+		 * Only the next bytes: after going back, the rest of the
+		 * first answer is dropped, and the second one taken whole.
+		 */
+		if (h->va != qp->rsp_off) {
+			slink_drop(e, l, h->len);
+			return;
+		}
+		/* An answer coming: the READ is not late. */
+		qp->ack_deadline = 0;
+		arm_ack_timer(qp);
 		if (h->len)
 			st = place_sges(e, qp, (struct rvt_wqe_sge *)w->sg,
 					w->wr.num_sge, qp->rsp_off, link_src(l),
@@ -888,7 +985,11 @@ void sqp_recv_packet_locked(struct sengine *e, struct slink *l,
 	}
 	/* Requests: only the one expected next, and its packets. */
 	if (h->ssn != qp->e_ssn) {
-		slink_drop(e, l, h->len);
+		if (qp->type == IB_UVERBS_QPT_RC &&
+		    (int32_t)(h->ssn - qp->e_ssn) < 0)
+			recv_duplicate(e, l, qp, h);
+		else
+			slink_drop(e, l, h->len);
 		return;
 	}
 	if (qp->type == IB_UVERBS_QPT_UC &&
@@ -905,7 +1006,7 @@ void sqp_recv_packet_locked(struct sengine *e, struct slink *l,
 		recv_write(e, l, qp, h);
 		break;
 	case SP_READ_REQ:
-		recv_read_req(e, qp, h);
+		recv_read_req(e, qp, h, false);
 		break;
 	case SP_CMP_SWAP:
 	case SP_FETCH_ADD:
@@ -941,7 +1042,7 @@ static void send_responses(struct sengine *e, struct softhfi_qp *qp,
 		struct spkt h;
 
 		/* A polling requester reads it in the doorbell. */
-		if (r->op == SP_ACK && slink_bell_ack(l, r->ssn)) {
+		if (r->op == SP_ACK && !r->again && slink_bell_ack(l, r->ssn)) {
 			/* One that waits on its channel is woken for it. */
 			slink_give_bell_event(l);
 			qp->resp_tail++;
@@ -968,6 +1069,7 @@ static void send_responses(struct sengine *e, struct softhfi_qp *qp,
 				return;
 			hdr_init(e, qp, &h, SP_READ_RESP, r->ssn);
 			h.len = n;
+			h.va = r->sent; /* where in the READ it goes */
 			h.flags = (r->sent ? 0 : SPF_FIRST) |
 				  (n == r->left ? SPF_LAST : 0);
 			iov.iov_base = n ? (void *)(uintptr_t)ops->mr_addr(
@@ -1108,7 +1210,8 @@ static void arm_ack_timer(struct softhfi_qp *qp)
  * No answer in time: IB's requester sends again from the oldest message
  * not answered, retry_cnt times. The stream loses nothing, so what was
  * lost was dropped by a responder not yet ready (below RTR); one that was
- * only slow drops the copies (their number is behind) and answers once.
+ * only slow answers the copies again (recv_duplicate()), as the answers
+ * to the first ones that come before the copies went out are dropped.
  */
 static void ack_timeout(struct sengine *e, struct softhfi_qp *qp)
 {
