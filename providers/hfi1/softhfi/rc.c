@@ -425,7 +425,9 @@ static void ack(struct softhfi_qp *qp, uint32_t ssn)
 
 /*
  * The ACK of a duplicate of message @ssn, unless one queued answers it
- * already. On the stream only: the doorbell may say a later one.
+ * already; one queued for an older duplicate becomes it, so that copies
+ * sent again and again never fill the queue. On the stream only: the
+ * doorbell may say a later one.
  */
 static void ack_again(struct softhfi_qp *qp, uint32_t ssn)
 {
@@ -435,10 +437,35 @@ static void ack_again(struct softhfi_qp *qp, uint32_t ssn)
 		r = &qp->resp[(qp->resp_head - 1) % SQP_MAX_RESP];
 		if (r->op == SP_ACK && (int32_t)(r->ssn - ssn) >= 0)
 			return;
+		if (r->op == SP_ACK) {
+			r->ssn = ssn;
+			r->again = true;
+			return;
+		}
 	}
 	r = resp_push(qp, SP_ACK, ssn);
 	if (r)
 		r->again = true;
+}
+
+/*
+ * An answer of @op to message @ssn is queued and nothing of it sent yet:
+ * a duplicate needs no second one (the requester drops the rest of one
+ * it saw begin before it went back). So the duplicates of a requester that
+ * goes back again and again hold at most one entry for each READ or
+ * atomic it has in flight, as many as the originals, and the queue
+ * (twice that, and two ACKs) never refuses an original for them.
+ */
+static bool resp_queued(const struct softhfi_qp *qp, uint8_t op, uint32_t ssn)
+{
+	uint32_t i;
+
+	for (i = qp->resp_tail; i != qp->resp_head; i++)
+		if (qp->resp[i % SQP_MAX_RESP].op == op &&
+		    qp->resp[i % SQP_MAX_RESP].ssn == ssn &&
+		    !qp->resp[i % SQP_MAX_RESP].sent)
+			return true;
+	return false;
 }
 
 static void nak(struct softhfi_qp *qp, uint32_t ssn, uint8_t syndrome)
@@ -720,11 +747,13 @@ static void recv_duplicate(struct sengine *e, struct slink *l,
 		ack_again(qp, h->ssn);
 		break;
 	case SP_READ_REQ:
-		recv_read_req(e, qp, h, true);
+		if (!resp_queued(qp, SP_READ_RESP, h->ssn))
+			recv_read_req(e, qp, h, true);
 		break;
 	case SP_CMP_SWAP:
 	case SP_FETCH_ADD:
-		atomic_again(qp, h->ssn);
+		if (!resp_queued(qp, SP_ATOMIC_RESP, h->ssn))
+			atomic_again(qp, h->ssn);
 		break;
 	}
 }
