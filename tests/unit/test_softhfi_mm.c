@@ -1943,6 +1943,17 @@ static void test_fork_child_pin_budget(void **state)
 
 	if (!nobody)
 		skip();
+#ifdef __SANITIZE_ADDRESS__
+	/*
+	 * This AddressSanitizer (GCC 12's) takes no lock on its allocator
+	 * around fork(). The grandchild below, forked while its parent's
+	 * notifier threads run, can inherit an allocator lock held and wait
+	 * for ever in its first allocation of that size class (seen in 2 of
+	 * 7 runs: its notifier threads stuck in the allocator as they exit,
+	 * its main thread joining them). The plain build runs the test.
+	 */
+	skip();
+#endif
 	if (child_start(&c))
 		fork_budget_child(nobody);
 	child_reap(&c);
