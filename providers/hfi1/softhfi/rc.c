@@ -407,45 +407,28 @@ static struct sresp *resp_push(struct softhfi_qp *qp, uint8_t op, uint32_t ssn)
  * behind another not yet sent replaces it. While the link has no room
  * (both ends sending), the queue fills with READ and atomic responses,
  * which the requester bounds, never with ACKs, and no answer is lost.
+ * @again: the ACK of a duplicate (recv_duplicate()), needless where the
+ * one queued answers it already, and on the stream only, as the
+ * doorbell may say a later one; so copies sent again and again never
+ * fill the queue either.
  */
-static void ack(struct softhfi_qp *qp, uint32_t ssn)
+static void ack(struct softhfi_qp *qp, uint32_t ssn, bool again)
 {
 	struct sresp *r;
 
 	if (qp->resp_head != qp->resp_tail) {
 		r = &qp->resp[(qp->resp_head - 1) % SQP_MAX_RESP];
 		if (r->op == SP_ACK) {
+			if (again && (int32_t)(r->ssn - ssn) >= 0)
+				return;
 			r->ssn = ssn;
-			r->again = false;
-			return;
-		}
-	}
-	resp_push(qp, SP_ACK, ssn);
-}
-
-/*
- * The ACK of a duplicate of message @ssn, unless one queued answers it
- * already; one queued for an older duplicate becomes it, so that copies
- * sent again and again never fill the queue. On the stream only: the
- * doorbell may say a later one.
- */
-static void ack_again(struct softhfi_qp *qp, uint32_t ssn)
-{
-	struct sresp *r;
-
-	if (qp->resp_head != qp->resp_tail) {
-		r = &qp->resp[(qp->resp_head - 1) % SQP_MAX_RESP];
-		if (r->op == SP_ACK && (int32_t)(r->ssn - ssn) >= 0)
-			return;
-		if (r->op == SP_ACK) {
-			r->ssn = ssn;
-			r->again = true;
+			r->again = again;
 			return;
 		}
 	}
 	r = resp_push(qp, SP_ACK, ssn);
 	if (r)
-		r->again = true;
+		r->again = again;
 }
 
 /*
@@ -590,7 +573,7 @@ last:
 		complete_recv(qp, qp->rcv_wr_id, 0, SWC_RECV, qp->rcv_off, h);
 		qp->e_ssn++;
 		if (rc)
-			ack(qp, h->ssn);
+			ack(qp, h->ssn, false);
 	} else if (!rc) {
 		qp->e_ssn = h->ssn + 1;
 	}
@@ -659,7 +642,7 @@ last:
 		}
 		qp->e_ssn++;
 		if (rc)
-			ack(qp, h->ssn);
+			ack(qp, h->ssn, false);
 	} else if (!rc) {
 		qp->e_ssn = h->ssn + 1;
 	}
@@ -744,7 +727,7 @@ static void recv_duplicate(struct sengine *e, struct slink *l,
 	switch (h->op) {
 	case SP_SEND:
 	case SP_WRITE:
-		ack_again(qp, h->ssn);
+		ack(qp, h->ssn, true);
 		break;
 	case SP_READ_REQ:
 		if (!resp_queued(qp, SP_READ_RESP, h->ssn))
