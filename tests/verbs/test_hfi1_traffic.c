@@ -598,16 +598,45 @@ static void poll_busy(struct ibv_cq *cq, struct ibv_wc *wc)
 	fail_msg("no completion within 5 s");
 }
 
-static void do_rc_bulk(bool two, bool busy)
+/*
+ * @op (RDMA WRITE or READ) over [7, BULK_SPAN - 9) of @p's buffers, in
+ * messages of the sizes below from the @shift'th on, and every one
+ * completed in order.
+ */
+static void bulk_burst(struct pair *p, enum ibv_wr_opcode op,
+		       unsigned int shift,
+		       void (*poll)(struct ibv_cq *, struct ibv_wc *))
 {
 	static const uint32_t sizes[] = { 4097, 65537, 262147, 1048583 };
+	uint64_t off, end = BULK_SPAN - 9;
+	struct ibv_wc wc;
+	int i, n;
+
+	for (n = 0, off = 7; off < end; n++) {
+		uint32_t len = sizes[(n + shift) % 4];
+
+		if (len > end - off)
+			len = end - off;
+		assert_int_equal(post_send(&p->a, op, off, len,
+					   (uintptr_t)p->b.buf + off,
+					   p->b.mr->rkey, n, 0),
+				 0);
+		off += len;
+	}
+	for (i = 0; i < n; i++) {
+		poll(p->a.cq, &wc);
+		assert_int_equal(wc.status, IBV_WC_SUCCESS);
+		assert_int_equal(wc.wr_id, i);
+	}
+}
+
+static void do_rc_bulk(bool two, bool busy)
+{
 	void (*poll)(struct ibv_cq *, struct ibv_wc *) =
 		busy ? poll_busy : poll_one;
 	char *want = malloc(BULK_SPAN);
-	uint64_t off, end = BULK_SPAN - 9;
-	int round, i, n;
-	struct ibv_wc wc;
 	struct pair p;
+	int round;
 
 	assert_non_null(want);
 	rc_timeout = 14; /* 67 ms: a slow run is not sent again whole */
@@ -619,24 +648,8 @@ static void do_rc_bulk(bool two, bool busy)
 		memset(p.b.buf, 0, BUF_SIZE);
 		/* From byte 7 to 9 short of the span: the rest stays 0. */
 		memset(want, 0, 7);
-		memset(want + end, 0, BULK_SPAN - end);
-		for (n = 0, off = 7; off < end; n++) {
-			uint32_t len = sizes[(n + round) % 4];
-
-			if (len > end - off)
-				len = end - off;
-			assert_int_equal(post_send(&p.a, IBV_WR_RDMA_WRITE, off,
-						   len,
-						   (uintptr_t)p.b.buf + off,
-						   p.b.mr->rkey, n, 0),
-					 0);
-			off += len;
-		}
-		for (i = 0; i < n; i++) {
-			poll(p.a.cq, &wc);
-			assert_int_equal(wc.status, IBV_WC_SUCCESS);
-			assert_int_equal(wc.wr_id, i);
-		}
+		memset(want + BULK_SPAN - 9, 0, 9);
+		bulk_burst(&p, IBV_WR_RDMA_WRITE, round, poll);
 		assert_memory_equal(p.b.buf, want, BULK_SPAN);
 		assert_true(!memcmp(p.b.buf + BULK_SPAN,
 				    p.b.buf + BULK_SPAN + 1,
@@ -644,23 +657,7 @@ static void do_rc_bulk(bool two, bool busy)
 			    !p.b.buf[BULK_SPAN]);
 		/* And back, from the responder's MR. */
 		memset(p.a.buf, 0, BUF_SIZE);
-		for (n = 0, off = 7; off < end; n++) {
-			uint32_t len = sizes[(n + round + 1) % 4];
-
-			if (len > end - off)
-				len = end - off;
-			assert_int_equal(post_send(&p.a, IBV_WR_RDMA_READ, off,
-						   len,
-						   (uintptr_t)p.b.buf + off,
-						   p.b.mr->rkey, n, 0),
-					 0);
-			off += len;
-		}
-		for (i = 0; i < n; i++) {
-			poll(p.a.cq, &wc);
-			assert_int_equal(wc.status, IBV_WC_SUCCESS);
-			assert_int_equal(wc.wr_id, i);
-		}
+		bulk_burst(&p, IBV_WR_RDMA_READ, round + 1, poll);
 		assert_memory_equal(p.a.buf, want, BULK_SPAN);
 	}
 	pair_fini(&p);
