@@ -169,8 +169,14 @@ bool slink_room(struct sengine *e, struct slink *l, uint64_t payload)
  */
 static void link_ring(struct slink *l, size_t len)
 {
-	atomic_fetch_add_explicit(&l->bell->side[l->side].sent, 1,
-				  memory_order_release);
+	_Atomic uint64_t *sent = &l->bell->side[l->side].sent;
+	uint64_t n = atomic_load_explicit(sent, memory_order_relaxed);
+
+	/*
+	 * Only this side writes it, under e->lock: a store, as a locked
+	 * increment stalls until it owns the line the polling peer spins on.
+	 */
+	atomic_store_explicit(sent, n + 1, memory_order_release);
 	sctr_add(&l->ctr->xmit_packets, 1);
 	sctr_add(&l->ctr->xmit_bytes, len);
 }
